@@ -1,0 +1,93 @@
+// Package audit defines the audit trail: an append-only record of every
+// mutation and every refusal, queryable per environment.
+package audit
+
+import "time"
+
+// Outcome says how an audited request ended.
+type Outcome string
+
+// Outcomes.
+const (
+	Success Outcome = "success" // the action took effect (or was an idempotent repeat)
+	Denied  Outcome = "denied"  // refused: authentication, authorisation, validation, conflict, gate
+	Failed  Outcome = "failed"  // an internal or dependency failure
+)
+
+// Event is one audit record. Events are never updated or deleted.
+type Event struct {
+	ID           int64             `json:"id"`
+	Time         time.Time         `json:"time"`
+	Environment  string            `json:"environment"`            // "" only for refusals before any environment was known
+	Actor        string            `json:"actor"`                  // key name, or "anonymous"
+	CredentialID string            `json:"credentialId,omitempty"` // key id
+	Action       string            `json:"action"`                 // e.g. "artifact.publish", "key.create"
+	Target       string            `json:"target,omitempty"`       // e.g. "fraud-detector@1.2.0"
+	Outcome      Outcome           `json:"outcome"`
+	ErrorCode    string            `json:"errorCode,omitempty"`
+	RequestID    string            `json:"requestId,omitempty"`
+	Details      map[string]string `json:"details,omitempty"`
+}
+
+// Filter selects audit events of one environment. Zero fields do not filter.
+// Events come newest first; BeforeID pages backwards.
+type Filter struct {
+	Action    string
+	Target    string // exact target, or a prefix when it ends in '*'
+	Actor     string
+	Outcome   Outcome
+	RequestID string
+	Since     time.Time
+	Until     time.Time
+	BeforeID  int64
+	Limit     int // default 100, at most 1000
+}
+
+// Limit bounds.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// EffectiveLimit applies the default and maximum to f.Limit.
+func (f Filter) EffectiveLimit() int {
+	switch {
+	case f.Limit <= 0:
+		return DefaultLimit
+	case f.Limit > MaxLimit:
+		return MaxLimit
+	}
+	return f.Limit
+}
+
+// Actor identifies who asked for an action, as fixed at authentication.
+type Actor struct {
+	Name         string
+	CredentialID string
+	RequestID    string
+}
+
+// Event starts an audit event for this actor. Time is set by the caller or
+// the store.
+func (a Actor) Event(env, action, target string, outcome Outcome) Event {
+	return Event{
+		Environment:  env,
+		Actor:        a.Name,
+		CredentialID: a.CredentialID,
+		Action:       action,
+		Target:       target,
+		Outcome:      outcome,
+		RequestID:    a.RequestID,
+	}
+}
+
+// Action names. They are stable: audit queries filter on them.
+const (
+	ActionBlobUpload   = "blob.upload"
+	ActionPublish      = "artifact.publish"
+	ActionRead         = "artifact.read"
+	ActionKeyCreate    = "key.create"
+	ActionKeyRevoke    = "key.revoke"
+	ActionAuthenticate = "authenticate"
+	ActionAuthorize    = "authorize"
+)

@@ -1,0 +1,287 @@
+// Package client is the Go client of stagegate's REST API, used by the CLI
+// and by CI integrations.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stagegate/stagegate/audit"
+	"github.com/stagegate/stagegate/registry"
+)
+
+// Client talks to one stagegate server with one API key.
+type Client struct {
+	baseURL string
+	token   string
+	http    *http.Client
+}
+
+// New returns a client for baseURL (e.g. http://127.0.0.1:8080).
+func New(baseURL, token string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{baseURL: strings.TrimRight(baseURL, "/"), token: token, http: hc}
+}
+
+// APIError is an error answered by the server.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+	Details json.RawMessage
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s: %s (HTTP %d)", e.Code, e.Message, e.Status)
+}
+
+// escapePath escapes each segment of a slash-separated path.
+func escapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+func (c *Client) artifactURL(env, name string, rest ...string) string {
+	u := c.baseURL + "/v1/environments/" + url.PathEscape(env) + "/artifacts/" + escapePath(name) + "/-"
+	for _, r := range rest {
+		u += "/" + r
+	}
+	return u
+}
+
+func (c *Client) do(ctx context.Context, method, u string, body io.Reader, size int64, out any) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if size >= 0 && body != nil {
+		req.ContentLength = size
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil && out != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return resp, decodeError(resp)
+	}
+	if out != nil {
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp, fmt.Errorf("decoding %s %s response: %w", method, u, err)
+		}
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	var body struct {
+		Error struct {
+			Code    string          `json:"code"`
+			Message string          `json:"message"`
+			Details json.RawMessage `json:"details"`
+		} `json:"error"`
+	}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err := json.Unmarshal(data, &body); err != nil || body.Error.Code == "" {
+		return &APIError{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: strings.TrimSpace(http.StatusText(resp.StatusCode))}
+	}
+	return &APIError{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Details: body.Error.Details}
+}
+
+func (c *Client) doJSON(ctx context.Context, method, u string, in, out any) error {
+	var body io.Reader
+	size := int64(-1)
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, size = bytes.NewReader(b), int64(len(b))
+	}
+	resp, err := c.do(ctx, method, u, body, size, out)
+	if err == nil && out == nil {
+		resp.Body.Close()
+	}
+	return err
+}
+
+// Whoami describes the caller's credential.
+type Whoami struct {
+	Environment  string `json:"environment"`
+	Role         string `json:"role"`
+	Actor        string `json:"actor"`
+	CredentialID string `json:"credentialId"`
+}
+
+// Whoami returns what the server knows of this client's key.
+func (c *Client) Whoami(ctx context.Context) (Whoami, error) {
+	var w Whoami
+	err := c.doJSON(ctx, http.MethodGet, c.baseURL+"/v1/whoami", nil, &w)
+	return w, err
+}
+
+// BlobExists reports whether env holds the blob.
+func (c *Client) BlobExists(ctx context.Context, env string, dgst v1.Hash) (bool, error) {
+	resp, err := c.do(ctx, http.MethodHead, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/blobs/"+dgst.String(), nil, -1, nil)
+	if err != nil {
+		if ae, ok := err.(*APIError); ok && ae.Status == http.StatusNotFound {
+			return false, nil
+		}
+		return false, err
+	}
+	resp.Body.Close()
+	return true, nil
+}
+
+// UploadBlob streams size bytes of r as blob dgst into env.
+func (c *Client) UploadBlob(ctx context.Context, env string, dgst v1.Hash, r io.Reader, size int64) (bool, error) {
+	var out struct {
+		Created bool `json:"created"`
+	}
+	_, err := c.do(ctx, http.MethodPut, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/blobs/"+dgst.String(), r, size, &out)
+	return out.Created, err
+}
+
+// PublishRequest is the body of a publish.
+type PublishRequest struct {
+	Kind         string            `json:"kind"`
+	Files        []registry.File   `json:"files"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	SourceCommit string            `json:"sourceCommit,omitempty"`
+}
+
+// PublishResponse is the server's answer to a publish.
+type PublishResponse struct {
+	Created bool                   `json:"created"`
+	Version registry.VersionRecord `json:"version"`
+}
+
+// Publish commits name@version from already uploaded blobs.
+func (c *Client) Publish(ctx context.Context, env, name, version string, req PublishRequest) (PublishResponse, error) {
+	var out PublishResponse
+	err := c.doJSON(ctx, http.MethodPut, c.artifactURL(env, name, "versions", url.PathEscape(version)), req, &out)
+	return out, err
+}
+
+// ListArtifacts lists env's artifact names.
+func (c *Client) ListArtifacts(ctx context.Context, env string) ([]registry.ArtifactSummary, error) {
+	var out struct {
+		Artifacts []registry.ArtifactSummary `json:"artifacts"`
+	}
+	err := c.doJSON(ctx, http.MethodGet, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/artifacts", nil, &out)
+	return out.Artifacts, err
+}
+
+// ListVersions lists name's versions in env, highest first.
+func (c *Client) ListVersions(ctx context.Context, env, name string) ([]registry.VersionRecord, error) {
+	var out struct {
+		Versions []registry.VersionRecord `json:"versions"`
+	}
+	err := c.doJSON(ctx, http.MethodGet, c.artifactURL(env, name, "versions"), nil, &out)
+	return out.Versions, err
+}
+
+// GetVersion returns name@version in env.
+func (c *Client) GetVersion(ctx context.Context, env, name, version string) (registry.VersionRecord, error) {
+	var out registry.VersionRecord
+	err := c.doJSON(ctx, http.MethodGet, c.artifactURL(env, name, "versions", url.PathEscape(version)), nil, &out)
+	return out, err
+}
+
+// Resolve returns the highest version of name in env matching constraint.
+func (c *Client) Resolve(ctx context.Context, env, name, constraint string) (registry.VersionRecord, error) {
+	var out registry.VersionRecord
+	err := c.doJSON(ctx, http.MethodGet, c.artifactURL(env, name, "resolve")+"?constraint="+url.QueryEscape(constraint), nil, &out)
+	return out, err
+}
+
+// Manifest returns the exact stored manifest bytes of name@version.
+func (c *Client) Manifest(ctx context.Context, env, name, version string) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, c.artifactURL(env, name, "versions", url.PathEscape(version), "manifest"), nil, -1, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, registry.MaxManifestSize+1))
+}
+
+// OpenFile starts a download of one file. The caller must verify the digest
+// (Pull does).
+func (c *Client) OpenFile(ctx context.Context, env, name, version, path string) (io.ReadCloser, error) {
+	resp, err := c.do(ctx, http.MethodGet, c.artifactURL(env, name, "versions", url.PathEscape(version), "files", escapePath(path)), nil, -1, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// AuditQuery filters audit events; see audit.Filter.
+type AuditQuery = url.Values
+
+// Audit queries env's audit trail.
+func (c *Client) Audit(ctx context.Context, env string, q url.Values) ([]audit.Event, error) {
+	var out struct {
+		Events []audit.Event `json:"events"`
+	}
+	u := c.baseURL + "/v1/environments/" + url.PathEscape(env) + "/audit"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	err := c.doJSON(ctx, http.MethodGet, u, nil, &out)
+	return out.Events, err
+}
+
+// Key is an API key as the server lists it.
+type Key struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Environment string `json:"environment"`
+	Role        string `json:"role"`
+	CreatedAt   string `json:"createdAt"`
+	CreatedBy   string `json:"createdBy"`
+	RevokedAt   string `json:"revokedAt,omitempty"`
+}
+
+// CreateKey mints a key in env; the token is returned once.
+func (c *Client) CreateKey(ctx context.Context, env, name, role string) (Key, string, error) {
+	var out struct {
+		Key   Key    `json:"key"`
+		Token string `json:"token"`
+	}
+	err := c.doJSON(ctx, http.MethodPost, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys", map[string]string{"name": name, "role": role}, &out)
+	return out.Key, out.Token, err
+}
+
+// ListKeys lists env's keys.
+func (c *Client) ListKeys(ctx context.Context, env string) ([]Key, error) {
+	var out struct {
+		Keys []Key `json:"keys"`
+	}
+	err := c.doJSON(ctx, http.MethodGet, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys", nil, &out)
+	return out.Keys, err
+}
+
+// RevokeKey revokes key id of env.
+func (c *Client) RevokeKey(ctx context.Context, env, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys/"+url.PathEscape(id), nil, nil)
+}

@@ -1,0 +1,203 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stagegate/stagegate/registry"
+)
+
+// LocalFile is a file on disk to push, with its path inside the artifact.
+type LocalFile struct {
+	Path      string // inside the artifact, '/'-separated
+	Disk      string // on disk
+	Size      int64
+	Digest    v1.Hash
+	MediaType string
+}
+
+// CollectFiles expands the arguments of `push`: a file becomes one entry
+// named by its base name; a directory contributes every regular file below
+// it, named by its path relative to the directory. Symlinks are refused so
+// that what is pushed is exactly what the tree holds.
+func CollectFiles(paths []string) ([]LocalFile, error) {
+	var files []LocalFile
+	seen := map[string]string{}
+	add := func(inArtifact, disk string, size int64) error {
+		if _, err := registry.ParseFilePath(inArtifact); err != nil {
+			return err
+		}
+		if prev, dup := seen[inArtifact]; dup {
+			return fmt.Errorf("%s and %s would both be stored as %q", prev, disk, inArtifact)
+		}
+		seen[inArtifact] = disk
+		files = append(files, LocalFile{Path: inArtifact, Disk: disk, Size: size})
+		return nil
+	}
+	for _, p := range paths {
+		info, err := os.Lstat(p)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case info.Mode().IsRegular():
+			if err := add(filepath.Base(p), p, info.Size()); err != nil {
+				return nil, err
+			}
+		case info.IsDir():
+			err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if d.IsDir() {
+					return nil
+				}
+				if !d.Type().IsRegular() {
+					return fmt.Errorf("%s: only regular files can be pushed (symlinks and devices are refused)", path)
+				}
+				fi, err := d.Info()
+				if err != nil {
+					return err
+				}
+				rel, err := filepath.Rel(p, path)
+				if err != nil {
+					return err
+				}
+				return add(filepath.ToSlash(rel), path, fi.Size())
+			})
+			if err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("%s: only regular files and directories can be pushed", p)
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no files to push")
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, nil
+}
+
+// HashFile computes the sha256 digest and size of a file.
+func HashFile(path string) (v1.Hash, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return v1.Hash{}, 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	if err != nil {
+		return v1.Hash{}, 0, err
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n, nil
+}
+
+// PushOptions describe a version to push.
+type PushOptions struct {
+	Kind         string
+	Labels       map[string]string
+	SourceCommit string
+	// Progress, when set, is told about each file as it is handled.
+	Progress func(f LocalFile, uploaded bool)
+}
+
+// Push hashes files, uploads the blobs the server lacks (each streamed once,
+// straight to its content-addressed key), then publishes name@version.
+func (c *Client) Push(ctx context.Context, env, name, version string, files []LocalFile, opts PushOptions) (PublishResponse, error) {
+	req := PublishRequest{Kind: opts.Kind, Labels: opts.Labels, SourceCommit: opts.SourceCommit}
+	for i := range files {
+		f := &files[i]
+		dgst, size, err := HashFile(f.Disk)
+		if err != nil {
+			return PublishResponse{}, err
+		}
+		f.Digest, f.Size = dgst, size
+		exists, err := c.BlobExists(ctx, env, dgst)
+		if err != nil {
+			return PublishResponse{}, err
+		}
+		if !exists {
+			if err := c.uploadFile(ctx, env, *f); err != nil {
+				return PublishResponse{}, fmt.Errorf("uploading %s: %w", f.Path, err)
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(*f, !exists)
+		}
+		req.Files = append(req.Files, registry.File{Path: f.Path, Digest: dgst, Size: size, MediaType: f.MediaType})
+	}
+	return c.Publish(ctx, env, name, version, req)
+}
+
+func (c *Client) uploadFile(ctx context.Context, env string, f LocalFile) error {
+	fh, err := os.Open(f.Disk)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	_, err = c.UploadBlob(ctx, env, f.Digest, fh, f.Size)
+	return err
+}
+
+// Pull downloads every file of name@version into dir, verifying each digest
+// and size before it appears under its final name (written to a temporary
+// file, then renamed), so a failed pull never leaves a corrupt file behind.
+func (c *Client) Pull(ctx context.Context, env, name, version, dir string) (registry.VersionRecord, error) {
+	rec, err := c.GetVersion(ctx, env, name, version)
+	if err != nil {
+		return registry.VersionRecord{}, err
+	}
+	for _, f := range rec.Files {
+		if err := c.pullFile(ctx, env, rec, f, dir); err != nil {
+			return registry.VersionRecord{}, fmt.Errorf("%s: %w", f.Path, err)
+		}
+	}
+	return rec, nil
+}
+
+func (c *Client) pullFile(ctx context.Context, env string, rec registry.VersionRecord, f registry.File, dir string) error {
+	// The server validated the path on publish; check again, since it
+	// decides where we write.
+	p, err := registry.ParseFilePath(f.Path)
+	if err != nil {
+		return err
+	}
+	dst := filepath.Join(dir, filepath.FromSlash(p))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	body, err := c.OpenFile(ctx, env, rec.Name, rec.Version, f.Path)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".stagegate-pull-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), body, make([]byte, 1<<20))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+	if n != f.Size || got != f.Digest {
+		return fmt.Errorf("downloaded %d bytes with digest %s, want %d bytes with %s", n, got, f.Size, f.Digest)
+	}
+	return os.Rename(tmp.Name(), dst)
+}

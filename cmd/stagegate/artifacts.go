@@ -1,0 +1,363 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stagegate/stagegate/client"
+	"github.com/stagegate/stagegate/registry"
+)
+
+// splitRef splits NAME@VERSION.
+func splitRef(ref string) (name, version string, err error) {
+	name, version, ok := strings.Cut(ref, "@")
+	if !ok || name == "" || version == "" {
+		return "", "", usageError{fmt.Errorf("want NAME@VERSION, got %q", ref)}
+	}
+	return name, version, nil
+}
+
+// parseLabels parses repeated k=v flags.
+func parseLabels(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Errorf("--label wants key=value, got %q", kv)}
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (c *cli) pushCommand() *cobra.Command {
+	var kind, env, commit string
+	var labels []string
+	cmd := &cobra.Command{
+		Use:   "push NAME@VERSION PATH...",
+		Short: "Publish files or directories as an immutable artifact version (into the first environment)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, version, err := splitRef(args[0])
+			if err != nil {
+				return err
+			}
+			lbls, err := parseLabels(labels)
+			if err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			if env == "" {
+				if env, err = c.firstEnvironment(cmd, cl); err != nil {
+					return err
+				}
+			}
+			files, err := client.CollectFiles(args[1:])
+			if err != nil {
+				return err
+			}
+			res, err := cl.Push(cmd.Context(), env, name, version, files, client.PushOptions{
+				Kind: kind, Labels: lbls, SourceCommit: commit,
+				Progress: func(f client.LocalFile, uploaded bool) {
+					if !c.json() {
+						state := "exists"
+						if uploaded {
+							state = "uploaded"
+						}
+						fmt.Fprintf(c.stderr, "%-8s %s (%d bytes, %s)\n", state, f.Path, f.Size, f.Digest)
+					}
+				},
+			})
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return c.printJSON(res)
+			}
+			verb := "published"
+			if !res.Created {
+				verb = "already published (identical content)"
+			}
+			fmt.Fprintf(c.stdout, "%s %s@%s in %s\nmanifest digest: %s\n", verb, res.Version.Name, res.Version.Version, res.Version.Environment, res.Version.ManifestDigest)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&kind, "kind", "", "model, schema, features, agent-config or generic")
+	cmd.Flags().StringVar(&env, "env", "", "environment (default: the first, the only one that accepts publishes)")
+	cmd.Flags().StringArrayVar(&labels, "label", nil, "label key=value (repeatable)")
+	cmd.Flags().StringVar(&commit, "source-commit", "", "source commit the artifact was built from")
+	_ = cmd.MarkFlagRequired("kind")
+	c.addClientFlags(cmd, true)
+	return cmd
+}
+
+// firstEnvironment asks the server which environment accepts publishes.
+func (c *cli) firstEnvironment(cmd *cobra.Command, cl *client.Client) (string, error) {
+	w, err := cl.Whoami(cmd.Context())
+	if err != nil {
+		return "", err
+	}
+	return w.Environment, nil
+}
+
+func (c *cli) pullCommand() *cobra.Command {
+	var env, dir string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "pull NAME@VERSION --env ENV [-o DIR]",
+		Short: "Download every file of a version, verifying each digest",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON {
+				c.output = "json"
+			}
+			name, version, err := splitRef(args[0])
+			if err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			if dir == "" {
+				dir = "."
+			}
+			rec, err := cl.Pull(cmd.Context(), env, name, version, dir)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return c.printJSON(rec)
+			}
+			for _, f := range rec.Files {
+				fmt.Fprintf(c.stdout, "%s  %s\n", f.Digest, f.Path)
+			}
+			fmt.Fprintf(c.stderr, "pulled %s@%s from %s into %s (%d files, manifest %s)\n", rec.Name, rec.Version, env, dir, len(rec.Files), rec.ManifestDigest)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment to read from")
+	cmd.Flags().StringVarP(&dir, "output-dir", "o", ".", "directory to write the files into")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the version as JSON")
+	_ = cmd.MarkFlagRequired("env")
+	c.addClientFlags(cmd, false)
+	return cmd
+}
+
+func (c *cli) versionsCommand() *cobra.Command {
+	var env string
+	cmd := &cobra.Command{
+		Use:   "versions NAME --env ENV",
+		Short: "List the versions of an artifact in an environment, highest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			versions, err := cl.ListVersions(cmd.Context(), env, args[0])
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return c.printJSON(map[string]any{"environment": env, "name": args[0], "versions": versions})
+			}
+			t := newTable(c.stdout, "VERSION", "KIND", "FILES", "SIZE", "DIGEST", "CREATED", "BY")
+			for _, v := range versions {
+				t.row(v.Version, string(v.Kind), strconv.Itoa(len(v.Files)), strconv.FormatInt(v.TotalSize(), 10),
+					v.ManifestDigest.String(), v.CreatedAt.Format(time.RFC3339), v.CreatedBy)
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment")
+	_ = cmd.MarkFlagRequired("env")
+	c.addClientFlags(cmd, true)
+	return cmd
+}
+
+func (c *cli) artifactsCommand() *cobra.Command {
+	var env string
+	cmd := &cobra.Command{
+		Use:   "artifacts --env ENV",
+		Short: "List the artifacts of an environment",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			arts, err := cl.ListArtifacts(cmd.Context(), env)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return c.printJSON(map[string]any{"environment": env, "artifacts": arts})
+			}
+			t := newTable(c.stdout, "NAME", "KIND", "VERSIONS", "LAST PUBLISHED")
+			for _, a := range arts {
+				t.row(a.Name, string(a.Kind), strconv.Itoa(a.VersionCount), a.LastPublished.Format(time.RFC3339))
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment")
+	_ = cmd.MarkFlagRequired("env")
+	c.addClientFlags(cmd, true)
+	return cmd
+}
+
+func (c *cli) printVersion(v registry.VersionRecord) error {
+	if c.json() {
+		return c.printJSON(v)
+	}
+	fmt.Fprintf(c.stdout, "%s@%s (%s) in %s\nmanifest: %s\ncreated:  %s by %s\n", v.Name, v.Version, v.Kind, v.Environment,
+		v.ManifestDigest, v.CreatedAt.Format(time.RFC3339), v.CreatedBy)
+	for k, val := range v.Labels {
+		fmt.Fprintf(c.stdout, "label:    %s=%s\n", k, val)
+	}
+	t := newTable(c.stdout, "PATH", "SIZE", "DIGEST")
+	for _, f := range v.Files {
+		t.row(f.Path, strconv.FormatInt(f.Size, 10), f.Digest.String())
+	}
+	return t.flush()
+}
+
+func (c *cli) showCommand() *cobra.Command {
+	var env string
+	cmd := &cobra.Command{
+		Use:   "show NAME@VERSION --env ENV",
+		Short: "Show a version: manifest digest, files, labels, who published it and when",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, version, err := splitRef(args[0])
+			if err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			v, err := cl.GetVersion(cmd.Context(), env, name, version)
+			if err != nil {
+				return err
+			}
+			return c.printVersion(v)
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment")
+	_ = cmd.MarkFlagRequired("env")
+	c.addClientFlags(cmd, true)
+	return cmd
+}
+
+func (c *cli) resolveCommand() *cobra.Command {
+	var env string
+	cmd := &cobra.Command{
+		Use:   "resolve NAME CONSTRAINT --env ENV",
+		Short: "Resolve a semver constraint (e.g. ^1.2) to the highest matching version",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			v, err := cl.Resolve(cmd.Context(), env, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return c.printJSON(v)
+			}
+			fmt.Fprintln(c.stdout, v.Version)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment")
+	_ = cmd.MarkFlagRequired("env")
+	c.addClientFlags(cmd, true)
+	return cmd
+}
+
+func (c *cli) auditCommand() *cobra.Command {
+	var env, action, target, actor, outcome, since string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "audit --env ENV",
+		Short: "Query an environment's audit trail, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			for k, v := range map[string]string{"action": action, "target": target, "actor": actor, "outcome": outcome, "since": since} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			if limit > 0 {
+				q.Set("limit", strconv.Itoa(limit))
+			}
+			events, err := cl.Audit(cmd.Context(), env, q)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return c.printJSON(map[string]any{"environment": env, "events": events})
+			}
+			t := newTable(c.stdout, "ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "CODE")
+			for _, e := range events {
+				t.row(strconv.FormatInt(e.ID, 10), e.Time.Format(time.RFC3339), e.Actor, e.Action, e.Target, string(e.Outcome), e.ErrorCode)
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment")
+	cmd.Flags().StringVar(&action, "action", "", "filter by action (e.g. artifact.publish)")
+	cmd.Flags().StringVar(&target, "target", "", "filter by target (a trailing * matches a prefix)")
+	cmd.Flags().StringVar(&actor, "actor", "", "filter by actor")
+	cmd.Flags().StringVar(&outcome, "outcome", "", "success, denied or failed")
+	cmd.Flags().StringVar(&since, "since", "", "RFC 3339 time")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many events (default 100, max 1000)")
+	_ = cmd.MarkFlagRequired("env")
+	c.addClientFlags(cmd, true)
+	return cmd
+}
+
+func (c *cli) whoamiCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "whoami",
+		Short: "Show the environment and role of the configured API key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			w, err := cl.Whoami(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return c.printJSON(w)
+			}
+			fmt.Fprintf(c.stdout, "%s (%s) in %s, key %s\n", w.Actor, w.Role, w.Environment, w.CredentialID)
+			return nil
+		},
+	}
+	c.addClientFlags(cmd, true)
+	return cmd
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stagegate/stagegate/internal/config"
+	"github.com/stagegate/stagegate/internal/server"
+)
+
+func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	c := &cli{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return env[k] }}
+	root := c.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	code := exitOK
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		code = c.reportError(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func TestCLIPushPull(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir = dataDir
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer srv.Close()
+	defer hs.Close()
+
+	code, out, errOut := runCLI(t, nil, "keys", "create", "--data-dir", dataDir, "--env", "dev", "--role", "publisher", "--name", "ci")
+	if code != 0 {
+		t.Fatalf("keys create: %d %s", code, errOut)
+	}
+	token := strings.TrimSpace(out)
+	if strings.Count(out, "\n") != 1 || !strings.HasPrefix(token, "sgk_") {
+		t.Fatalf("keys create must print the token alone, got %q", out)
+	}
+	env := map[string]string{"STAGEGATE_URL": hs.URL, "STAGEGATE_TOKEN": token}
+
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "shards"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"config.json": `{"a":1}`, "shards/part-1.bin": "one", "shards/part-2.bin": "two"}
+	for p, data := range files {
+		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errOut := runCLI(t, env, "push", "ranker@v2.1.0", "--kind", "model", "--label", "team=search", src); code != 0 || !strings.Contains(out, "published ranker@2.1.0 in dev") {
+		t.Fatalf("push: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, env, "push", "ranker@2.1.0", "--kind", "model", "--label", "team=search", src, "-o", "json"); code != 0 || !strings.Contains(out, `"created": false`) {
+		t.Fatalf("idempotent push: %d %q", code, out)
+	}
+	if code, _, errOut := runCLI(t, env, "push", "ranker@2.1.0", "--kind", "model", src); code != exitError || !strings.Contains(errOut, "version_exists") {
+		t.Fatalf("conflicting push: %d %q", code, errOut)
+	}
+	if code, out, _ := runCLI(t, env, "push", "ranker@2.1.0", "--kind", "model", src, "-o", "json"); code != exitError || !strings.Contains(out, `"code": "version_exists"`) {
+		t.Fatalf("conflicting push -o json: %d %q", code, out)
+	}
+
+	dst := t.TempDir()
+	if code, _, errOut := runCLI(t, env, "pull", "ranker@2.1.0", "--env", "dev", "-o", dst); code != 0 {
+		t.Fatalf("pull: %d %s", code, errOut)
+	}
+	for p, want := range files {
+		got, err := os.ReadFile(filepath.Join(dst, p))
+		if err != nil || string(got) != want {
+			t.Fatalf("pulled %s = %q, %v", p, got, err)
+		}
+	}
+
+	code, out, _ = runCLI(t, env, "versions", "ranker", "--env", "dev", "-o", "json")
+	var listed struct {
+		Versions []struct{ Version string } `json:"versions"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &listed) != nil || len(listed.Versions) != 1 || listed.Versions[0].Version != "2.1.0" {
+		t.Fatalf("versions -o json: %d %q", code, out)
+	}
+
+	if code, _, errOut := runCLI(t, env, "versions", "ranker", "--env", "prod"); code != exitError || !strings.Contains(errOut, "wrong_environment") {
+		t.Fatalf("cross-environment read: %d %q", code, errOut)
+	}
+	if code, _, _ := runCLI(t, env, "push", "no-version", "--kind", "model", src); code != exitUsage {
+		t.Fatalf("bad ref: exit %d, want %d", code, exitUsage)
+	}
+	if code, _, _ := runCLI(t, nil, "versions", "ranker", "--env", "dev"); code != exitUsage {
+		t.Fatalf("missing token: exit %d, want %d", code, exitUsage)
+	}
+}

@@ -1,0 +1,63 @@
+// Package blob stores the immutable objects of one environment's bucket.
+//
+// Key layout inside a bucket (one bucket per environment):
+//
+//	<bucket>/
+//	├── blobs/sha256/<hex>                 file layers, config blobs and manifests; content-addressed, create-once
+//	├── refs/<name>/-/<version>            manifest digest of name@version (create-once pointer, lets `reindex` rebuild metadata)
+//	└── signatures/sha256/<hex>/<key-id>   signatures over a manifest digest (create-once)
+//
+// A Driver is the raw, key-based contract every backend implements; Store
+// layers content addressing and digest verification over any Driver.
+package blob
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Errors every Driver and Store returns (possibly wrapped) so callers can use
+// errors.Is without knowing which backend is configured.
+var (
+	// ErrNotFound: the key (or the bucket behind it) holds no object.
+	ErrNotFound = errors.New("blob: not found")
+	// ErrExists: a create-once Put found the key already taken; the stored
+	// object was left untouched.
+	ErrExists = errors.New("blob: already exists")
+	// ErrDigestMismatch: bytes did not hash to (or were not as long as) what
+	// the caller promised, on upload or when read back (corruption).
+	ErrDigestMismatch = errors.New("blob: content does not match digest")
+	// ErrInvalidKey: a key that could escape the bucket layout or that some
+	// backend cannot store identically (see CheckKey).
+	ErrInvalidKey = errors.New("blob: invalid key")
+	// ErrTooLarge: an object is over the limit the caller is willing to read
+	// into memory (Store.GetObject).
+	ErrTooLarge = errors.New("blob: object too large")
+)
+
+// Info describes a stored object.
+type Info struct {
+	Key  string
+	Size int64
+}
+
+// Driver is one bucket of one environment.
+type Driver interface {
+	// Put stores r under key exactly once. size is the exact length, or -1
+	// when unknown; a reader that yields a different length is an error. It
+	// returns ErrExists when key already exists (and leaves it untouched),
+	// also when several writers race, across processes and replicas. Put
+	// reads r until it returns io.EOF before anything becomes visible, so a
+	// wrapping reader can veto the object at the end (Store verifies digests
+	// that way). When r returns an error other than io.EOF, Put returns that
+	// error (wrapped) and nothing becomes visible under key. Memory use is
+	// bounded whatever the size.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	// Get opens key for reading. ErrNotFound when absent.
+	Get(ctx context.Context, key string) (io.ReadCloser, Info, error)
+	// Stat describes key. ErrNotFound when absent.
+	Stat(ctx context.Context, key string) (Info, error)
+	// Ping reports whether the backend is reachable (for readiness probes).
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,196 @@
+// Package filesystem is the embedded blob.Driver: one directory per
+// environment bucket, for single-node installs and tests.
+//
+// Create-once is atomic across goroutines and processes without locks: Put
+// writes a private temp file under <root>/.tmp/, fsyncs it, and publishes it
+// with os.Link, which fails with EEXIST when the final name is taken. A
+// reader sees either nothing or the complete, durable file.
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/stagegate/stagegate/internal/blob"
+)
+
+// tmpDir holds in-flight uploads. blob.CheckKey refuses segments starting
+// with '.', so no key can collide with it.
+const tmpDir = ".tmp"
+
+// Driver stores each key as a file <root>/<key>.
+type Driver struct {
+	root string
+}
+
+var _ blob.Driver = (*Driver)(nil)
+
+// New returns a driver rooted at root, creating it (and its temp directory)
+// when missing. The temp directory lives under root so that publishing with
+// os.Link never crosses a filesystem boundary.
+func New(root string) (*Driver, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("filesystem: root %q: %w", root, err)
+	}
+	if err := os.MkdirAll(filepath.Join(abs, tmpDir), 0o755); err != nil {
+		return nil, fmt.Errorf("filesystem: create root: %w", err)
+	}
+	return &Driver{root: abs}, nil
+}
+
+// path maps a key to its file. It validates the key itself, even though
+// blob.Checked normally has, because a traversal here would escape root.
+func (d *Driver) path(key string) (string, error) {
+	if err := blob.CheckKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(d.root, filepath.FromSlash(key)), nil
+}
+
+// Put implements blob.Driver.
+func (d *Driver) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	// Cheap early refusal; the Link below is what makes it atomic.
+	if _, err := os.Lstat(p); err == nil {
+		return fmt.Errorf("filesystem: put %q: %w", key, blob.ErrExists)
+	}
+	f, err := os.CreateTemp(filepath.Join(d.root, tmpDir), "put-*")
+	if err != nil {
+		return fmt.Errorf("filesystem: put %q: %w", key, err)
+	}
+	tmp := f.Name()
+	// The temp name is always removed: after a successful Link the data
+	// lives on under the final name.
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if rerr := os.Remove(tmp); rerr != nil && err == nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = fmt.Errorf("filesystem: put %q: remove temp: %w", key, rerr)
+		}
+	}()
+
+	n, err := io.Copy(f, ctxReader{ctx: ctx, r: r})
+	if err != nil {
+		return fmt.Errorf("filesystem: put %q: %w", key, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("filesystem: put %q: read %d bytes, want %d: %w", key, n, size, io.ErrUnexpectedEOF)
+	}
+	// CreateTemp makes 0600 files; blobs are readable by the operator's tools.
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("filesystem: put %q: %w", key, err)
+	}
+	// Durable before visible: a crash after Link must not leave a torn file.
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("filesystem: put %q: sync: %w", key, err)
+	}
+	cerr := f.Close()
+	f = nil
+	if cerr != nil {
+		return fmt.Errorf("filesystem: put %q: %w", key, cerr)
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		// Typically ENOTDIR: a prefix of key is itself an object.
+		return fmt.Errorf("filesystem: put %q: %w", key, err)
+	}
+	if err := os.Link(tmp, p); err != nil {
+		return fmt.Errorf("filesystem: put %q: %w", key, mapErr(err))
+	}
+	// Make the new directory entry durable too. Failure here cannot be
+	// undone (the object is already visible), so it is not reported.
+	if df, err := os.Open(dir); err == nil {
+		_ = df.Sync()
+		df.Close()
+	}
+	return nil
+}
+
+// Get implements blob.Driver.
+func (d *Driver) Get(ctx context.Context, key string) (io.ReadCloser, blob.Info, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, blob.Info{}, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, blob.Info{}, fmt.Errorf("filesystem: get %q: %w", key, mapErr(err))
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, blob.Info{}, fmt.Errorf("filesystem: get %q: %w", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, blob.Info{}, fmt.Errorf("filesystem: get %q: %w", key, blob.ErrNotFound)
+	}
+	return f, blob.Info{Key: key, Size: fi.Size()}, nil
+}
+
+// Stat implements blob.Driver.
+func (d *Driver) Stat(ctx context.Context, key string) (blob.Info, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return blob.Info{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("filesystem: stat %q: %w", key, mapErr(err))
+	}
+	if !fi.Mode().IsRegular() {
+		// A directory is only a prefix of other keys, not an object.
+		return blob.Info{}, fmt.Errorf("filesystem: stat %q: %w", key, blob.ErrNotFound)
+	}
+	return blob.Info{Key: key, Size: fi.Size()}, nil
+}
+
+// Ping implements blob.Driver: the root must still be a directory (a
+// removed or unmounted volume should fail readiness, not every request).
+func (d *Driver) Ping(ctx context.Context) error {
+	fi, err := os.Stat(d.root)
+	if err != nil {
+		return fmt.Errorf("filesystem: ping: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("filesystem: ping: %s is not a directory", d.root)
+	}
+	return nil
+}
+
+// mapErr turns OS errors into the blob sentinels. ENOTDIR means a prefix of
+// the key is a file, so the key cannot exist.
+func mapErr(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("%w: %w", blob.ErrNotFound, err)
+	case errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("%w: %w", blob.ErrExists, err)
+	}
+	return err
+}
+
+// ctxReader stops a long copy when the caller gives up; the partial temp
+// file is then discarded.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

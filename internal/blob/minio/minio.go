@@ -1,0 +1,415 @@
+// Package minio is the production blob.Driver: one MinIO (S3) bucket per
+// environment.
+//
+// # Create-once
+//
+// Every write carries If-None-Match: * so that MinIO itself refuses to
+// replace an existing object; no lock or read-before-write is involved, so it
+// holds with several service replicas.
+//
+// minio-go cannot be used as is for objects it uploads in parts: its
+// PutObject sends the caller's headers on CreateMultipartUpload but
+// deliberately drops them on CompleteMultipartUpload (completeUploadOpts in
+// minio-go v7.4.1, api-put-object-multipart.go). MinIO checks the condition
+// at creation, so a second sequential upload fails, but two uploads that are
+// in flight together both pass that check and the last to complete silently
+// overwrites the first (observed against this MinIO: 4 concurrent 40 MiB
+// PutObject calls with SetMatchETagExcept("*") all succeeded). Put therefore
+// drives multipart uploads itself through minio-go's Core API and sends
+// If-None-Match: * on CompleteMultipartUpload too, where MinIO evaluates it
+// atomically with publishing the object and answers 412 PreconditionFailed.
+//
+// # Memory and failure
+//
+// Put reads the body into part buffers of PartSize bytes (16 MiB by default)
+// and uploads up to Concurrency parts at once (4 by default), so one Put
+// holds at most Concurrency×PartSize bytes (64 MiB) whatever the object size,
+// and reading overlaps with sending. Bodies that fit in one part go out as a
+// single PUT. When the body fails (including a digest veto from blob.Store)
+// or the context ends, the multipart upload is aborted and nothing becomes
+// visible. A process killed mid-upload leaves parts behind that are not
+// visible as an object; an AbortIncompleteMultipartUpload lifecycle rule on
+// the bucket reclaims them.
+package minio
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	miniogo "github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/stagegate/stagegate/internal/blob"
+)
+
+// Upload tuning defaults; see the package comment for the memory bound.
+const (
+	DefaultPartSize    = 16 << 20
+	DefaultConcurrency = 4
+
+	minPartSize = 5 << 20 // S3 minimum for every part but the last
+	maxParts    = 10000   // S3 maximum parts per upload
+	// abortTimeout bounds the clean-up of a failed upload, which runs even
+	// when the caller's context is already cancelled.
+	abortTimeout = 30 * time.Second
+)
+
+// Config locates one environment's bucket.
+type Config struct {
+	Endpoint  string // host:port
+	AccessKey string
+	SecretKey string
+	Bucket    string
+	Region    string // optional; MinIO's default when empty
+	Secure    bool   // HTTPS
+	// CreateBucket creates the bucket on New when it is missing, so a fresh
+	// environment needs no manual set-up.
+	CreateBucket bool
+	// PartSize is the multipart part size in bytes (0: DefaultPartSize;
+	// at least 5 MiB). Unknown-size uploads are limited to 10000 parts,
+	// i.e. 156 GiB with the default.
+	PartSize int64
+	// Concurrency is how many parts of one upload are in flight (0:
+	// DefaultConcurrency).
+	Concurrency int
+}
+
+// Driver stores each key as an object of one bucket.
+type Driver struct {
+	core     *miniogo.Core
+	bucket   string
+	partSize int64
+	threads  int
+}
+
+var _ blob.Driver = (*Driver)(nil)
+
+// New connects to cfg.Endpoint and checks that the bucket exists, creating it
+// when cfg.CreateBucket is set. Failing here rather than on the first request
+// makes a misconfigured environment visible at start-up.
+func New(ctx context.Context, cfg Config) (*Driver, error) {
+	if cfg.Endpoint == "" || cfg.Bucket == "" {
+		return nil, errors.New("minio: endpoint and bucket are required")
+	}
+	d := &Driver{bucket: cfg.Bucket, partSize: cfg.PartSize, threads: cfg.Concurrency}
+	if d.partSize == 0 {
+		d.partSize = DefaultPartSize
+	}
+	if d.partSize < minPartSize {
+		return nil, fmt.Errorf("minio: part size %d is below the S3 minimum of %d", d.partSize, minPartSize)
+	}
+	if d.threads <= 0 {
+		d.threads = DefaultConcurrency
+	}
+	core, err := miniogo.NewCore(cfg.Endpoint, &miniogo.Options{
+		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure: cfg.Secure,
+		Region: cfg.Region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("minio: client: %w", err)
+	}
+	d.core = core
+	ok, err := core.BucketExists(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("minio: bucket %q: %w", cfg.Bucket, err)
+	}
+	if ok {
+		return d, nil
+	}
+	if !cfg.CreateBucket {
+		return nil, fmt.Errorf("minio: bucket %q: %w", cfg.Bucket, blob.ErrNotFound)
+	}
+	err = core.MakeBucket(ctx, cfg.Bucket, miniogo.MakeBucketOptions{Region: cfg.Region})
+	if code := miniogo.ToErrorResponse(err).Code; code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" {
+		// Another replica created it first.
+		err = nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("minio: create bucket %q: %w", cfg.Bucket, err)
+	}
+	return d, nil
+}
+
+// createOnce returns options that make MinIO refuse to replace an object.
+func createOnce() miniogo.PutObjectOptions {
+	opts := miniogo.PutObjectOptions{ContentType: "application/octet-stream"}
+	opts.SetMatchETagExcept("*")
+	return opts
+}
+
+// Put implements blob.Driver.
+func (d *Driver) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := blob.CheckKey(key); err != nil {
+		return err
+	}
+	partSize := d.partSize
+	if size > partSize*maxParts {
+		// Grow parts for huge known sizes, in whole MiB, to stay within 10000.
+		partSize = ((size+maxParts-1)/maxParts + 1<<20 - 1) &^ (1<<20 - 1)
+	}
+	u := &upload{d: d, key: key, r: r, size: size, partSize: partSize}
+	if err := u.run(ctx); err != nil {
+		return fmt.Errorf("minio: put %q: %w", key, err)
+	}
+	return nil
+}
+
+// upload is the state of one Put.
+type upload struct {
+	d        *Driver
+	key      string
+	r        io.Reader
+	size     int64
+	partSize int64
+	read     int64 // bytes read from r so far
+}
+
+// fill reads from r until buf is full or r ends. eof reports that r
+// returned io.EOF (so no further data follows).
+func (u *upload) fill(ctx context.Context, buf []byte) (n int, eof bool, err error) {
+	for n < len(buf) {
+		if err := ctx.Err(); err != nil {
+			return n, false, err
+		}
+		m, err := u.r.Read(buf[n:])
+		n += m
+		u.read += int64(m)
+		if u.size >= 0 && u.read > u.size {
+			return n, false, fmt.Errorf("body is longer than %d bytes", u.size)
+		}
+		if err == io.EOF {
+			return n, true, u.checkLength()
+		}
+		if err != nil {
+			return n, false, err
+		}
+	}
+	return n, false, nil
+}
+
+func (u *upload) checkLength() error {
+	if u.size >= 0 && u.read != u.size {
+		return fmt.Errorf("read %d bytes, want %d: %w", u.read, u.size, io.ErrUnexpectedEOF)
+	}
+	return nil
+}
+
+func (u *upload) run(ctx context.Context) error {
+	first, eof, err := u.readFirst(ctx)
+	if err != nil {
+		return err
+	}
+	if eof {
+		return u.single(ctx, first)
+	}
+	return u.multipart(ctx, first[:cap(first)], len(first))
+}
+
+// readFirst reads the first part. A known small size gets a buffer of
+// size+1 bytes so that EOF (and the verdict of a verifying reader behind r)
+// is observed before anything is sent; an unknown size starts small and
+// grows up to a part, so small unknown-size bodies do not cost a whole part
+// buffer each. eof reports that the whole body fit.
+func (u *upload) readFirst(ctx context.Context) (buf []byte, eof bool, err error) {
+	limit := u.partSize
+	if u.size >= 0 && u.size < u.partSize {
+		limit = u.size + 1
+	}
+	initial := limit
+	if u.size < 0 {
+		initial = min(limit, 256<<10)
+	}
+	buf = make([]byte, 0, initial)
+	for {
+		n, eof, err := u.fill(ctx, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil || eof || int64(len(buf)) == limit {
+			return buf, eof, err
+		}
+		grown := make([]byte, len(buf), min(limit, 2*int64(cap(buf))))
+		copy(grown, buf)
+		buf = grown
+	}
+}
+
+// single sends a body that fits in one part as one conditional PUT.
+func (u *upload) single(ctx context.Context, data []byte) error {
+	_, err := u.d.core.PutObject(ctx, u.d.bucket, u.key, bytes.NewReader(data), int64(len(data)), "", "", createOnce())
+	return mapErr(err)
+}
+
+// multipart uploads the body in parts, first holding the first n bytes
+// already read. Up to u.d.threads parts are in flight; each owns a buffer
+// from a free list, so memory stays at threads×partSize.
+func (u *upload) multipart(ctx context.Context, first []byte, n int) (err error) {
+	d := u.d
+	// Fails fast with PreconditionFailed when the key already exists.
+	id, err := d.core.NewMultipartUpload(ctx, d.bucket, u.key, createOnce())
+	if err != nil {
+		return mapErr(err)
+	}
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+			defer cancel()
+			if aerr := d.core.AbortMultipartUpload(actx, d.bucket, u.key, id); aerr != nil {
+				err = fmt.Errorf("%w (and aborting upload %s failed: %v)", err, id, aerr)
+			}
+		}
+	}()
+
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		parts []miniogo.CompletePart
+	)
+	free := make(chan []byte, d.threads)
+	allocated := 1
+	send := func(num int, buf []byte, length int) {
+		defer wg.Done()
+		p, perr := d.core.PutObjectPart(pctx, d.bucket, u.key, id, num, bytes.NewReader(buf[:length]), int64(length), miniogo.PutObjectPartOptions{})
+		free <- buf
+		if perr != nil {
+			cancel(fmt.Errorf("part %d: %w", num, perr))
+			return
+		}
+		mu.Lock()
+		parts = append(parts, miniogo.CompletePart{PartNumber: num, ETag: p.ETag})
+		mu.Unlock()
+	}
+	// acquire returns a free buffer, allocating lazily so small multipart
+	// uploads do not pay for the full window.
+	acquire := func() ([]byte, error) {
+		select {
+		case b := <-free:
+			return b, nil
+		default:
+		}
+		if allocated < d.threads {
+			allocated++
+			return make([]byte, u.partSize), nil
+		}
+		select {
+		case b := <-free:
+			return b, nil
+		case <-pctx.Done():
+			return nil, context.Cause(pctx)
+		}
+	}
+
+	readErr := func() error {
+		buf, length := first, n
+		for num := 1; ; num++ {
+			if num > maxParts {
+				return fmt.Errorf("body needs more than %d parts of %d bytes", maxParts, u.partSize)
+			}
+			wg.Add(1)
+			go send(num, buf, length)
+			next, err := acquire()
+			if err != nil {
+				return err
+			}
+			m, eof, err := u.fill(pctx, next)
+			if err != nil {
+				return err
+			}
+			if m == 0 {
+				// The body was an exact multiple of the part size.
+				free <- next
+				return nil
+			}
+			buf, length = next, m
+			if eof {
+				wg.Add(1)
+				go send(num+1, buf, length)
+				return nil
+			}
+		}
+	}()
+	if readErr != nil {
+		// A no-op when a failed part or the caller cancelled first: the
+		// first cause is the one worth reporting.
+		cancel(readErr)
+	}
+	wg.Wait()
+	if cause := context.Cause(pctx); cause != nil {
+		return cause
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
+	// The condition must be repeated here: this is where MinIO publishes
+	// the object, and a concurrent upload may have published it since
+	// NewMultipartUpload.
+	if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, u.key, id, parts, createOnce()); err != nil {
+		return mapErr(err)
+	}
+	return nil
+}
+
+// Get implements blob.Driver.
+func (d *Driver) Get(ctx context.Context, key string) (io.ReadCloser, blob.Info, error) {
+	if err := blob.CheckKey(key); err != nil {
+		return nil, blob.Info{}, err
+	}
+	// Core.GetObject sends the request now (unlike Client.GetObject), so a
+	// missing key is reported here rather than on the first Read.
+	rc, oi, _, err := d.core.GetObject(ctx, d.bucket, key, miniogo.GetObjectOptions{})
+	if err != nil {
+		return nil, blob.Info{}, fmt.Errorf("minio: get %q: %w", key, mapErr(err))
+	}
+	return rc, blob.Info{Key: key, Size: oi.Size}, nil
+}
+
+// Stat implements blob.Driver.
+func (d *Driver) Stat(ctx context.Context, key string) (blob.Info, error) {
+	if err := blob.CheckKey(key); err != nil {
+		return blob.Info{}, err
+	}
+	oi, err := d.core.StatObject(ctx, d.bucket, key, miniogo.StatObjectOptions{})
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("minio: stat %q: %w", key, mapErr(err))
+	}
+	return blob.Info{Key: key, Size: oi.Size}, nil
+}
+
+// Ping implements blob.Driver: the server answers and the bucket is there.
+func (d *Driver) Ping(ctx context.Context) error {
+	ok, err := d.core.BucketExists(ctx, d.bucket)
+	if err != nil {
+		return fmt.Errorf("minio: ping: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("minio: ping: bucket %q: %w", d.bucket, blob.ErrNotFound)
+	}
+	return nil
+}
+
+// mapErr normalises MinIO error responses to the blob sentinels, keeping the
+// original for logs.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	resp := miniogo.ToErrorResponse(err)
+	switch {
+	case resp.Code == "NoSuchKey", resp.Code == "NoSuchBucket",
+		resp.Code == "XMinioParentIsObject" && resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%w: %w", blob.ErrNotFound, err)
+	case resp.Code == "PreconditionFailed", resp.StatusCode == http.StatusPreconditionFailed:
+		// If-None-Match: * failed on PUT, CreateMultipartUpload or
+		// CompleteMultipartUpload: the key is taken.
+		return fmt.Errorf("%w: %w", blob.ErrExists, err)
+	case resp.Code == "XMinioInvalidObjectName", resp.Code == "InvalidObjectName", resp.Code == "KeyTooLongError":
+		return fmt.Errorf("%w: %w", blob.ErrInvalidKey, err)
+	}
+	return err
+}

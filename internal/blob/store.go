@@ -1,0 +1,204 @@
+package blob
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Store layers content addressing and digest verification over a Driver.
+// Callers never build blob keys or compare digests themselves, so a blob
+// that is visible under blobs/sha256/<hex> always held exactly those bytes
+// when it was written, and reads detect later corruption.
+type Store struct {
+	d Driver
+}
+
+// NewStore returns a Store over d. Keys are validated (Checked) whatever the
+// driver, so a bug elsewhere cannot write outside the layout.
+func NewStore(d Driver) *Store {
+	return &Store{d: Checked(d)}
+}
+
+// Driver returns the key-validating driver the Store writes through, for
+// callers that need raw keys (listing, promotion copies).
+func (s *Store) Driver() Driver { return s.d }
+
+// BlobKey is the key of the blob with digest dgst: blobs/sha256/<hex>.
+func BlobKey(dgst v1.Hash) string {
+	return "blobs/" + dgst.Algorithm + "/" + dgst.Hex
+}
+
+// checkDigest refuses anything but sha256 with 64 lowercase hex digits: the
+// key is derived from it and the verifier only knows sha256.
+func checkDigest(dgst v1.Hash) error {
+	if dgst.Algorithm != "sha256" || len(dgst.Hex) != sha256.Size*2 {
+		return fmt.Errorf("%w: digest %q is not sha256:<64 hex>", ErrInvalidKey, dgst.String())
+	}
+	for _, c := range dgst.Hex {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return fmt.Errorf("%w: digest %q is not lowercase hex", ErrInvalidKey, dgst.String())
+		}
+	}
+	return nil
+}
+
+// PutBlob streams r to the blob key of dgst in one pass, hashing as it
+// writes. When the bytes do not hash to dgst, or their length differs from
+// size (size >= 0; -1 means unknown), the upload is aborted, nothing becomes
+// visible and the error wraps ErrDigestMismatch. created is false when the
+// blob was already stored: the key is derived from the content, so the bytes
+// are the same, and r is then not read at all (or only partly, when another
+// writer won a race).
+func (s *Store) PutBlob(ctx context.Context, dgst v1.Hash, r io.Reader, size int64) (created bool, err error) {
+	if err := checkDigest(dgst); err != nil {
+		return false, err
+	}
+	key := BlobKey(dgst)
+	if info, err := s.d.Stat(ctx, key); err == nil {
+		return false, sameSize(dgst, info.Size, size)
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	vr := newVerifier(r, dgst, size)
+	err = s.d.Put(ctx, key, vr, size)
+	if errors.Is(err, ErrExists) {
+		// Lost a race with another writer of the same digest. Its bytes were
+		// verified by its own Store, so ours are not needed.
+		info, serr := s.d.Stat(ctx, key)
+		if serr != nil {
+			return false, serr
+		}
+		return false, sameSize(dgst, info.Size, size)
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// sameSize rejects a caller whose claimed size disagrees with the stored blob
+// of the same digest: their bytes cannot be the ones the digest names.
+func sameSize(dgst v1.Hash, stored, claimed int64) error {
+	if claimed >= 0 && claimed != stored {
+		return fmt.Errorf("%w: %s is stored with %d bytes, not %d", ErrDigestMismatch, dgst, stored, claimed)
+	}
+	return nil
+}
+
+// OpenBlob opens the blob dgst and returns its size. The reader verifies the
+// digest while it streams: at the end it returns an error wrapping
+// ErrDigestMismatch instead of io.EOF when the stored bytes were corrupted,
+// so a consumer that reads to EOF never silently accepts bad data.
+func (s *Store) OpenBlob(ctx context.Context, dgst v1.Hash) (io.ReadCloser, int64, error) {
+	if err := checkDigest(dgst); err != nil {
+		return nil, 0, err
+	}
+	rc, info, err := s.d.Get(ctx, BlobKey(dgst))
+	if err != nil {
+		return nil, 0, err
+	}
+	return verifyingReadCloser{verifier: newVerifier(rc, dgst, info.Size), c: rc}, info.Size, nil
+}
+
+// StatBlob returns the size of the blob dgst, or ErrNotFound.
+func (s *Store) StatBlob(ctx context.Context, dgst v1.Hash) (int64, error) {
+	if err := checkDigest(dgst); err != nil {
+		return 0, err
+	}
+	info, err := s.d.Stat(ctx, BlobKey(dgst))
+	if err != nil {
+		return 0, err
+	}
+	return info.Size, nil
+}
+
+// PutObject stores a small object (refs/, signatures/) under key exactly
+// once; ErrExists when key is taken. These objects are pointers whose meaning
+// must never change, hence no overwrite.
+func (s *Store) PutObject(ctx context.Context, key string, data []byte) error {
+	return s.d.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
+}
+
+// GetObject reads a small object whole. Objects larger than maxSize are
+// refused with ErrTooLarge rather than read, so a damaged or hostile bucket
+// cannot make the service allocate without bound.
+func (s *Store) GetObject(ctx context.Context, key string, maxSize int64) ([]byte, error) {
+	rc, info, err := s.d.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	if info.Size > maxSize {
+		return nil, fmt.Errorf("%w: %q has %d bytes, limit %d", ErrTooLarge, key, info.Size, maxSize)
+	}
+	// Read one byte past the limit in case the object is longer than its
+	// reported size.
+	data, err := io.ReadAll(io.LimitReader(rc, maxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("blob: read %q: %w", key, err)
+	}
+	if int64(len(data)) > maxSize {
+		return nil, fmt.Errorf("%w: %q is over the limit of %d bytes", ErrTooLarge, key, maxSize)
+	}
+	return data, nil
+}
+
+// verifier passes bytes through while hashing them and turns the final
+// io.EOF into an ErrDigestMismatch error when the content is wrong. It fails
+// early once more than size bytes arrive, so an oversized upload is cut off
+// without waiting for the end.
+type verifier struct {
+	r    io.Reader
+	h    hash.Hash
+	want v1.Hash
+	size int64 // -1 when unknown
+	n    int64
+	err  error // sticky verdict once reached
+}
+
+func newVerifier(r io.Reader, want v1.Hash, size int64) *verifier {
+	return &verifier{r: r, h: sha256.New(), want: want, size: size}
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.size >= 0 && v.n > v.size {
+		v.err = fmt.Errorf("%w: %s: more than %d bytes", ErrDigestMismatch, v.want, v.size)
+		return n, v.err
+	}
+	if err == io.EOF {
+		v.err = v.verdict()
+		return n, v.err
+	}
+	return n, err
+}
+
+func (v *verifier) verdict() error {
+	if v.size >= 0 && v.n != v.size {
+		return fmt.Errorf("%w: %s: got %d bytes, want %d", ErrDigestMismatch, v.want, v.n, v.size)
+	}
+	if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want.Hex {
+		return fmt.Errorf("%w: want %s, got sha256:%s", ErrDigestMismatch, v.want, got)
+	}
+	return io.EOF
+}
+
+type verifyingReadCloser struct {
+	*verifier
+	c io.Closer
+}
+
+func (v verifyingReadCloser) Close() error { return v.c.Close() }

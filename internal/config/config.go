@@ -1,0 +1,290 @@
+// Package config is stagegate's typed configuration: a YAML file decoded
+// strictly, STAGEGATE_* environment overrides on top, then Validate.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole service configuration.
+type Config struct {
+	// Addr is the listen address.
+	Addr string `yaml:"addr"`
+	// DataDir holds the embedded default's blobs, database and keys.
+	DataDir string `yaml:"data_dir"`
+	// Environments in promotion order; the first accepts publishes.
+	Environments []Environment `yaml:"environments"`
+	Storage      Storage       `yaml:"storage"`
+	Database     Database      `yaml:"database"`
+	Limits       Limits        `yaml:"limits"`
+}
+
+// Environment configures one environment.
+type Environment struct {
+	Name string `yaml:"name"`
+	// Bucket overrides the MinIO bucket (default: storage.minio.bucket_prefix + name).
+	Bucket string `yaml:"bucket"`
+	// MinIO overrides the MinIO credentials for this environment's bucket.
+	MinIO *MinIOCredentials `yaml:"minio"`
+}
+
+// MinIOCredentials are an access key pair.
+type MinIOCredentials struct {
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+}
+
+// Storage selects the blob driver.
+type Storage struct {
+	// Driver is "filesystem" (embedded default, under data_dir/blobs) or "minio".
+	Driver string `yaml:"driver"`
+	MinIO  MinIO  `yaml:"minio"`
+}
+
+// MinIO is the MinIO (S3) endpoint.
+type MinIO struct {
+	Endpoint     string `yaml:"endpoint"`
+	AccessKey    string `yaml:"access_key"`
+	SecretKey    string `yaml:"secret_key"`
+	Secure       bool   `yaml:"secure"`
+	Region       string `yaml:"region"`
+	BucketPrefix string `yaml:"bucket_prefix"`
+}
+
+// Database selects the metadata store.
+type Database struct {
+	// Driver is "sqlite" (embedded default, data_dir/stagegate.db) or "postgres".
+	Driver string `yaml:"driver"`
+	// DSN is the PostgreSQL URL, or the SQLite file path.
+	DSN string `yaml:"dsn"`
+}
+
+// Limits bound uploads.
+type Limits struct {
+	MaxFileSize Size `yaml:"max_file_size"`
+	MaxFiles    int  `yaml:"max_files"`
+}
+
+// Size is a byte count that YAML and environment variables may write as
+// "10GiB", "512MiB", "100MB" or a plain number.
+type Size int64
+
+// UnmarshalYAML accepts a number or a size string.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = v
+	return nil
+}
+
+var sizePattern = regexp.MustCompile(`^\s*(\d+)\s*([KMGT]i?B|B)?\s*$`)
+
+// ParseSize parses "10GiB"-style sizes.
+func ParseSize(s string) (Size, error) {
+	m := sizePattern.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("invalid size %q (want e.g. 500MiB, 10GiB or a byte count)", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q: %w", s, err)
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[m[2]]
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q: too large", s)
+	}
+	return Size(n * mult), nil
+}
+
+// Default is the embedded default: filesystem blobs and SQLite under
+// ./stagegate-data, environments dev → staging → prod, on 127.0.0.1:8080.
+func Default() Config {
+	return Config{
+		Addr:         "127.0.0.1:8080",
+		DataDir:      "./stagegate-data",
+		Environments: []Environment{{Name: "dev"}, {Name: "staging"}, {Name: "prod"}},
+		Storage:      Storage{Driver: "filesystem", MinIO: MinIO{BucketPrefix: "stagegate-"}},
+		Database:     Database{Driver: "sqlite"},
+		Limits:       Limits{MaxFileSize: 50 << 30, MaxFiles: 10000},
+	}
+}
+
+// Parse decodes YAML over the defaults, refusing unknown keys.
+func Parse(r io.Reader) (Config, error) {
+	cfg := Default()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Config{}, err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cfg, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// Load reads the file at path (when not empty) and applies env overrides.
+func Load(path string, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		defer f.Close()
+		if cfg, err = Parse(f); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// ApplyEnv overrides fields from STAGEGATE_* variables (see README).
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	str := map[string]*string{
+		"STAGEGATE_ADDR":                &c.Addr,
+		"STAGEGATE_DATA_DIR":            &c.DataDir,
+		"STAGEGATE_STORAGE_DRIVER":      &c.Storage.Driver,
+		"STAGEGATE_MINIO_ENDPOINT":      &c.Storage.MinIO.Endpoint,
+		"STAGEGATE_MINIO_ACCESS_KEY":    &c.Storage.MinIO.AccessKey,
+		"STAGEGATE_MINIO_SECRET_KEY":    &c.Storage.MinIO.SecretKey,
+		"STAGEGATE_MINIO_REGION":        &c.Storage.MinIO.Region,
+		"STAGEGATE_MINIO_BUCKET_PREFIX": &c.Storage.MinIO.BucketPrefix,
+		"STAGEGATE_DATABASE_DRIVER":     &c.Database.Driver,
+		"STAGEGATE_DATABASE_DSN":        &c.Database.DSN,
+	}
+	for k, p := range str {
+		if v := getenv(k); v != "" {
+			*p = v
+		}
+	}
+	if v := getenv("STAGEGATE_MINIO_SECURE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("STAGEGATE_MINIO_SECURE: %w", err)
+		}
+		c.Storage.MinIO.Secure = b
+	}
+	if v := getenv("STAGEGATE_ENVIRONMENTS"); v != "" {
+		c.Environments = nil
+		for _, name := range strings.Split(v, ",") {
+			c.Environments = append(c.Environments, Environment{Name: strings.TrimSpace(name)})
+		}
+	}
+	if v := getenv("STAGEGATE_MAX_FILE_SIZE"); v != "" {
+		s, err := ParseSize(v)
+		if err != nil {
+			return fmt.Errorf("STAGEGATE_MAX_FILE_SIZE: %w", err)
+		}
+		c.Limits.MaxFileSize = s
+	}
+	if v := getenv("STAGEGATE_MAX_FILES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("STAGEGATE_MAX_FILES: %w", err)
+		}
+		c.Limits.MaxFiles = n
+	}
+	return nil
+}
+
+var envName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+
+// Validate reports every problem at once, so start-up fails with the whole list.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr is empty"))
+	}
+	if len(c.Environments) == 0 {
+		errs = append(errs, errors.New("at least one environment is required"))
+	}
+	seen := map[string]bool{}
+	for _, e := range c.Environments {
+		if !envName.MatchString(e.Name) {
+			errs = append(errs, fmt.Errorf("environment name %q: want lowercase letters, digits and '-', starting with a letter", e.Name))
+		}
+		if seen[e.Name] {
+			errs = append(errs, fmt.Errorf("environment %q is listed twice", e.Name))
+		}
+		seen[e.Name] = true
+	}
+	switch c.Storage.Driver {
+	case "filesystem":
+		if c.DataDir == "" {
+			errs = append(errs, errors.New("data_dir is required by the filesystem storage driver"))
+		}
+	case "minio":
+		if c.Storage.MinIO.Endpoint == "" {
+			errs = append(errs, errors.New("storage.minio.endpoint is required by the minio driver"))
+		}
+		buckets := map[string]string{}
+		for _, e := range c.Environments {
+			b := c.BucketFor(e)
+			if other, dup := buckets[b]; dup {
+				errs = append(errs, fmt.Errorf("environments %q and %q share bucket %q; each environment needs its own", other, e.Name, b))
+			}
+			buckets[b] = e.Name
+		}
+	default:
+		errs = append(errs, fmt.Errorf("storage.driver %q: want filesystem or minio", c.Storage.Driver))
+	}
+	switch c.Database.Driver {
+	case "sqlite":
+		if c.Database.DSN == "" && c.DataDir == "" {
+			errs = append(errs, errors.New("database.dsn or data_dir is required by the sqlite driver"))
+		}
+	case "postgres":
+		if c.Database.DSN == "" {
+			errs = append(errs, errors.New("database.dsn is required by the postgres driver"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("database.driver %q: want sqlite or postgres", c.Database.Driver))
+	}
+	if c.Limits.MaxFileSize <= 0 {
+		errs = append(errs, errors.New("limits.max_file_size must be positive"))
+	}
+	if c.Limits.MaxFiles <= 0 {
+		errs = append(errs, errors.New("limits.max_files must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// BucketFor is the bucket of environment e.
+func (c *Config) BucketFor(e Environment) string {
+	if e.Bucket != "" {
+		return e.Bucket
+	}
+	return c.Storage.MinIO.BucketPrefix + e.Name
+}
+
+// SQLitePath is the SQLite database file.
+func (c *Config) SQLitePath() string {
+	if c.Database.DSN != "" {
+		return c.Database.DSN
+	}
+	return filepath.Join(c.DataDir, "stagegate.db")
+}
+
+// BlobDir is the filesystem driver's root for environment env.
+func (c *Config) BlobDir(env string) string { return filepath.Join(c.DataDir, "blobs", env) }

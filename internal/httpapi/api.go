@@ -1,0 +1,280 @@
+// Package httpapi is stagegate's REST API under /v1. It is the only package
+// that knows gin: handlers bind requests, call the domain with the
+// environment and actor fixed at authentication, and map errors to status
+// codes through one table.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stagegate/stagegate/audit"
+	"github.com/stagegate/stagegate/internal/auth"
+	"github.com/stagegate/stagegate/registry"
+)
+
+// AuditLog appends and queries audit events.
+type AuditLog interface {
+	// Append records ev; ev.Environment may be "" for refusals that name no
+	// configured environment.
+	Append(ctx context.Context, ev audit.Event) error
+	Query(ctx context.Context, env string, f audit.Filter) ([]audit.Event, error)
+}
+
+// API holds the dependencies of the HTTP layer.
+type API struct {
+	Registry *registry.Service
+	Auth     *auth.Authenticator
+	Audit    AuditLog
+	Keys     func(env string) auth.KeyAdmin
+	Ready    func(ctx context.Context) error
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// maxJSONBody bounds JSON request bodies (a publish lists at most
+// MaxFiles files; 10k entries fit well inside this).
+const maxJSONBody = 16 << 20
+
+// Handler builds the gin engine.
+func (a *API) Handler() http.Handler {
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	if a.Logger == nil {
+		a.Logger = slog.Default()
+	}
+	r := gin.New()
+	r.Use(a.requestContext, gin.CustomRecovery(a.recovered))
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) {
+		a.writeError(c, registry.Errorf(registry.NotFound, registry.CodeNotFound, "no such route"))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		a.writeError(c, &registry.Error{Kind: registry.Invalid, Code: "method_not_allowed", Message: "method not allowed on this route"})
+	})
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", a.readyz)
+
+	v1 := r.Group("/v1")
+	v1.GET("/whoami", a.handle("", "", a.whoami))
+	v1.GET("/environments", a.handle("", "", a.listEnvironments))
+	env := v1.Group("/environments/:env")
+	env.GET("/artifacts", a.handle(auth.PermRead, "", a.listArtifacts))
+	env.GET("/artifacts/*rest", a.handle(auth.PermRead, "", a.getArtifactPath))
+	env.HEAD("/artifacts/*rest", a.handle(auth.PermRead, "", a.getArtifactPath))
+	env.PUT("/artifacts/*rest", a.handle(auth.PermPublish, audit.ActionPublish, a.putArtifactPath))
+	env.HEAD("/blobs/:digest", a.handle(auth.PermRead, "", a.headBlob))
+	env.PUT("/blobs/:digest", a.handle(auth.PermPublish, audit.ActionBlobUpload, a.putBlob))
+	env.GET("/audit", a.handle(auth.PermRead, "", a.queryAudit))
+	env.GET("/keys", a.handle(auth.PermManageKeys, "", a.listKeys))
+	env.POST("/keys", a.handle(auth.PermManageKeys, audit.ActionKeyCreate, a.createKey))
+	env.DELETE("/keys/:id", a.handle(auth.PermManageKeys, audit.ActionKeyRevoke, a.revokeKey))
+	return r
+}
+
+// request is what a handler knows about its caller.
+type request struct {
+	env       string // the environment named by the URL, equal to the principal's
+	principal auth.Principal
+	actor     audit.Actor
+	action    string // the audited action of this route ("" for reads)
+	target    string // set by the handler for audit records
+	audited   bool   // the handler recorded its success itself (transactionally)
+}
+
+type handlerFunc func(c *gin.Context, req *request) error
+
+const (
+	ctxRequestID = "stagegate.requestID"
+	ctxRequest   = "stagegate.request"
+)
+
+// handle wraps a handler with authentication, environment binding,
+// authorisation and the single error/audit path. perm "" means any
+// authenticated caller; action "" marks a read (successes are not audited).
+func (a *API) handle(perm auth.Permission, action string, h handlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		reqID := c.GetString(ctxRequestID)
+		req := &request{env: c.Param("env"), action: action}
+		c.Set(ctxRequest, req)
+		p, err := a.Auth.Authenticate(c.Request.Context(), c.GetHeader("Authorization"))
+		if err != nil {
+			req.actor = audit.Actor{Name: "anonymous", RequestID: reqID}
+			a.fail(c, req, audit.ActionAuthenticate, err)
+			return
+		}
+		req.principal = p
+		req.actor = audit.Actor{Name: p.Actor, CredentialID: p.CredentialID, RequestID: reqID}
+		if perm != "" {
+			if err := p.Authorize(req.env, perm); err != nil {
+				a.fail(c, req, audit.ActionAuthorize, err)
+				return
+			}
+		}
+		if err := h(c, req); err != nil {
+			a.fail(c, req, action, err)
+			return
+		}
+		if action != "" && !req.audited {
+			ev := req.actor.Event(req.env, action, req.target, audit.Success)
+			a.record(c, ev)
+		}
+	}
+}
+
+// fail writes err and audits the refusal. Every mutation refusal and every
+// authentication or authorisation refusal is recorded; a read that finds
+// nothing is not a refusal.
+func (a *API) fail(c *gin.Context, req *request, action string, err error) {
+	status := a.writeError(c, err)
+	if action == "" {
+		if status != http.StatusUnauthorized && status != http.StatusForbidden {
+			return
+		}
+		action = audit.ActionRead
+	}
+	outcome := audit.Denied
+	if status >= 500 {
+		outcome = audit.Failed
+	}
+	ev := req.actor.Event(a.auditEnv(req), action, req.target, outcome)
+	ev.ErrorCode = registry.AsError(err).Code
+	if req.principal.Environment != "" && req.principal.Environment != req.env {
+		ev.Details = map[string]string{"credentialEnvironment": req.principal.Environment}
+	}
+	ev.Details = withRoute(ev.Details, c)
+	a.record(c, ev)
+}
+
+func withRoute(d map[string]string, c *gin.Context) map[string]string {
+	if d == nil {
+		d = map[string]string{}
+	}
+	d["method"] = c.Request.Method
+	d["path"] = truncate(c.Request.URL.Path, 300)
+	return d
+}
+
+// auditEnv files a refusal under the environment the request targeted when
+// that is a configured one, so each environment's owners see the attempts
+// made against it.
+func (a *API) auditEnv(req *request) string {
+	for _, e := range a.Registry.EnvironmentNames() {
+		if e == req.env {
+			return e
+		}
+	}
+	return ""
+}
+
+func (a *API) record(c *gin.Context, ev audit.Event) {
+	if ev.Time.IsZero() {
+		ev.Time = a.Now().UTC()
+	}
+	// The audit write must not be lost because the client went away.
+	ctx := context.WithoutCancel(c.Request.Context())
+	if err := a.Audit.Append(ctx, ev); err != nil {
+		a.Logger.Error("audit append failed", "request_id", ev.RequestID, "action", ev.Action, "err", err)
+	}
+}
+
+// writeError writes the JSON error envelope and returns the status.
+func (a *API) writeError(c *gin.Context, err error) int {
+	status, body := wireError(err)
+	if status >= 500 {
+		a.Logger.Error("request failed", "request_id", c.GetString(ctxRequestID), "code", body.Error.Code, "err", err)
+	}
+	if c.Request.Method == http.MethodHead {
+		c.Status(status)
+	} else {
+		c.JSON(status, body)
+	}
+	c.Abort()
+	return status
+}
+
+func (a *API) recovered(c *gin.Context, v any) {
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	a.Logger.Error("panic", "request_id", c.GetString(ctxRequestID), "panic", v)
+	a.writeError(c, errors.New("panic"))
+}
+
+// requestContext assigns a request id and logs the request.
+func (a *API) requestContext(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if id == "" || len(id) > 128 {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	start := a.Now()
+	c.Next()
+	a.Logger.Info("request", "request_id", id, "method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", c.Writer.Status(), "env", c.Param("env"), "duration_ms", a.Now().Sub(start).Milliseconds())
+}
+
+func (a *API) readyz(c *gin.Context) {
+	if a.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
+		defer cancel()
+		if err := a.Ready(ctx); err != nil {
+			a.Logger.Warn("not ready", "err", err)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// decodeJSON decodes a bounded JSON body strictly.
+func decodeJSON(c *gin.Context, v any) error {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return registry.Errorf(registry.TooLarge, registry.CodeTooLarge, "request body is over %d bytes", maxJSONBody)
+		}
+		return registry.Errorf(registry.Invalid, registry.CodeInvalidRequest, "invalid JSON body: %s", truncate(err.Error(), 200))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return registry.Errorf(registry.Invalid, registry.CodeInvalidRequest, "invalid JSON body: trailing data")
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// splitArtifactPath splits "/<name>/-/<rest>" — "-" can never be a name
+// segment, so it separates the (slash-containing) name from the operation.
+func splitArtifactPath(p string) (name string, op []string, err error) {
+	p = strings.TrimPrefix(p, "/")
+	name, rest, ok := strings.Cut(p, "/-/")
+	if !ok || name == "" {
+		return "", nil, registry.Errorf(registry.NotFound, registry.CodeNotFound,
+			"no such route: want /artifacts/<name>/-/versions[/<version>[/files/<path>]] or /artifacts/<name>/-/resolve")
+	}
+	return name, strings.SplitN(rest, "/", 3), nil
+}

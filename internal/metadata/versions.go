@@ -1,0 +1,198 @@
+package metadata
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stagegate/stagegate/audit"
+	"github.com/stagegate/stagegate/registry"
+)
+
+const versionColumns = `environment, name, version, original_version, kind, manifest_digest,
+	manifest_size, files, labels, source_commit, created_at, created_by`
+
+// CommitVersion records rec and appends ev (with ev.Environment set to e's
+// environment) in one transaction, so a version never appears without its
+// audit event. rec.Environment must be e's environment (an Internal error
+// otherwise). It reports whether rec was created:
+//   - name@version is new: (rec, true, nil);
+//   - it exists with the same manifest digest: an idempotent repeat,
+//     (existing, false, nil), and ev is still appended;
+//   - it exists with another digest: an Exists error with code
+//     version_exists, and nothing is written.
+//
+// Concurrent callers, in any number of processes, agree on one winner: the
+// unique constraint decides.
+func (e *Env) CommitVersion(ctx context.Context, rec registry.VersionRecord, ev audit.Event) (registry.VersionRecord, bool, error) {
+	if rec.Environment != e.env {
+		return registry.VersionRecord{}, false, internalf("commit version: record for environment %q through handle for %q", rec.Environment, e.env)
+	}
+	if rec.Name == "" || rec.Version == "" || rec.ManifestDigest.Algorithm == "" {
+		return registry.VersionRecord{}, false, internalf("commit version: name, version and manifest digest are required")
+	}
+	rec.CreatedAt = normTime(rec.CreatedAt)
+	files, err := toJSON(rec.Files)
+	if err != nil {
+		return registry.VersionRecord{}, false, internalf("commit version: encode files: %v", err)
+	}
+	labels, err := toJSON(rec.Labels)
+	if err != nil {
+		return registry.VersionRecord{}, false, internalf("commit version: encode labels: %v", err)
+	}
+	ev.Environment = e.env
+
+	var (
+		out     registry.VersionRecord
+		created bool
+	)
+	err = e.s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO versions (`+versionColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			ON CONFLICT (environment, name, version) DO NOTHING`,
+			rec.Environment, rec.Name, rec.Version, rec.OriginalVersion, string(rec.Kind),
+			rec.ManifestDigest.String(), rec.ManifestSize, files, labels, rec.SourceCommit,
+			formatTime(rec.CreatedAt), rec.CreatedBy)
+		if err != nil {
+			return dbError("insert version", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return dbError("insert version", err)
+		}
+		out, created = rec, n == 1
+		if !created {
+			// Someone else committed name@version first; under READ
+			// COMMITTED (PostgreSQL) or the write lock (SQLite) it is visible.
+			existing, err := getVersion(ctx, tx, e.env, rec.Name, rec.Version)
+			if err != nil {
+				return err
+			}
+			if existing.ManifestDigest != rec.ManifestDigest {
+				return registry.Errorf(registry.Exists, registry.CodeVersionExists,
+					"%s@%s already exists in %s with different content", rec.Name, rec.Version, e.env).
+					WithDetails(map[string]string{"manifestDigest": existing.ManifestDigest.String()})
+			}
+			out = existing
+		}
+		if _, err := e.s.insertAudit(ctx, tx, ev); err != nil {
+			return dbError("append audit", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return registry.VersionRecord{}, false, err
+	}
+	return out, created, nil
+}
+
+// GetVersion returns name@version (canonical version) in e's environment,
+// or a NotFound error with code version_not_found.
+func (e *Env) GetVersion(ctx context.Context, name, version string) (registry.VersionRecord, error) {
+	return getVersion(ctx, e.s.rdb, e.env, name, version)
+}
+
+func getVersion(ctx context.Context, q querier, env, name, version string) (registry.VersionRecord, error) {
+	row := q.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM versions
+		WHERE environment = $1 AND name = $2 AND version = $3`, env, name, version)
+	rec, err := scanVersion(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return registry.VersionRecord{}, registry.Errorf(registry.NotFound, registry.CodeVersionNotFound,
+			"%s@%s not found in %s", name, version, env)
+	}
+	if err != nil {
+		return registry.VersionRecord{}, dbError("get version", err)
+	}
+	return rec, nil
+}
+
+// ListVersions returns every version of name in e's environment, in
+// publish order; an empty, non-nil slice when there are none.
+func (e *Env) ListVersions(ctx context.Context, name string) ([]registry.VersionRecord, error) {
+	rows, err := e.s.rdb.QueryContext(ctx, `SELECT `+versionColumns+` FROM versions
+		WHERE environment = $1 AND name = $2 ORDER BY id`, e.env, name)
+	if err != nil {
+		return nil, dbError("list versions", err)
+	}
+	defer rows.Close()
+	out := []registry.VersionRecord{}
+	for rows.Next() {
+		rec, err := scanVersion(rows)
+		if err != nil {
+			return nil, dbError("list versions", err)
+		}
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("list versions", err)
+	}
+	return out, nil
+}
+
+// ListArtifacts summarises every name in e's environment, sorted by name
+// (byte order). Kind is the kind of the newest version.
+func (e *Env) ListArtifacts(ctx context.Context) ([]registry.ArtifactSummary, error) {
+	rows, err := e.s.rdb.QueryContext(ctx, `SELECT v.name, COUNT(*), MAX(v.created_at),
+		(SELECT n.kind FROM versions n WHERE n.environment = v.environment AND n.name = v.name
+			ORDER BY n.created_at DESC, n.id DESC LIMIT 1)
+		FROM versions v WHERE v.environment = $1 GROUP BY v.environment, v.name`, e.env)
+	if err != nil {
+		return nil, dbError("list artifacts", err)
+	}
+	defer rows.Close()
+	out := []registry.ArtifactSummary{}
+	for rows.Next() {
+		var (
+			a          registry.ArtifactSummary
+			last, kind string
+		)
+		if err := rows.Scan(&a.Name, &a.VersionCount, &last, &kind); err != nil {
+			return nil, dbError("list artifacts", err)
+		}
+		if a.LastPublished, err = parseTime(last); err != nil {
+			return nil, dbError("list artifacts", err)
+		}
+		a.Kind = registry.Kind(kind)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("list artifacts", err)
+	}
+	// Sorted here, not in SQL, so that both databases agree whatever their collation.
+	slices.SortFunc(out, func(a, b registry.ArtifactSummary) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanVersion(sc scanner) (registry.VersionRecord, error) {
+	var (
+		r                           registry.VersionRecord
+		kind, digest, files, labels string
+		created                     string
+	)
+	if err := sc.Scan(&r.Environment, &r.Name, &r.Version, &r.OriginalVersion, &kind, &digest,
+		&r.ManifestSize, &files, &labels, &r.SourceCommit, &created, &r.CreatedBy); err != nil {
+		return registry.VersionRecord{}, err
+	}
+	r.Kind = registry.Kind(kind)
+	var err error
+	if r.ManifestDigest, err = v1.NewHash(digest); err != nil {
+		return registry.VersionRecord{}, err
+	}
+	if err := fromJSON(files, &r.Files); err != nil {
+		return registry.VersionRecord{}, err
+	}
+	if err := fromJSON(labels, &r.Labels); err != nil {
+		return registry.VersionRecord{}, err
+	}
+	if r.CreatedAt, err = parseTime(created); err != nil {
+		return registry.VersionRecord{}, err
+	}
+	return r, nil
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Runs stagegate's whole test suite against real services:
+#   - MinIO (built once with `go install`, cached in the Go bin dir), started on
+#     a free loopback port with a temporary data dir;
+#   - PostgreSQL: the one on 127.0.0.1:5432 when it answers (a fresh database
+#     per run, dropped afterwards), otherwise a temporary cluster started here
+#     (installed from Debian packages when missing);
+#   - the cosign CLI (go install, cached) as the peer for signatures.
+# Then gofmt, go vet and go test -race over every package. Stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+COSIGN_VERSION=v2.6.5
+GOBIN_DIR="$(go env GOBIN)"; GOBIN_DIR="${GOBIN_DIR:-$(go env GOPATH)/bin}"
+export PATH="$GOBIN_DIR:$PATH"
+log() { printf '==> %s\n' "$*" >&2; }
+
+cleanup_cmds=()
+cleanup() {
+  local i
+  for (( i=${#cleanup_cmds[@]}-1; i>=0; i-- )); do eval "${cleanup_cmds[$i]}" >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null && return
+  local p; for p in $(seq 19000 19999); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }; done
+}
+
+wait_for() { # wait_for SECONDS CMD...
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    (( SECONDS < deadline )) || return 1
+    sleep 0.3
+  done
+}
+
+# --- tools ---------------------------------------------------------------
+if [[ ! -x "$GOBIN_DIR/minio" ]]; then
+  log "installing MinIO server $MINIO_VERSION (first time only, a few minutes)"
+  (cd /tmp && go install "github.com/minio/minio@$MINIO_VERSION")
+fi
+if [[ ! -x "$GOBIN_DIR/cosign" ]]; then
+  log "installing cosign CLI $COSIGN_VERSION (first time only)"
+  (cd /tmp && go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION")
+fi
+export STAGEGATE_TEST_COSIGN="$GOBIN_DIR/cosign"
+
+# --- MinIO ---------------------------------------------------------------
+minio_port=$(free_port); console_port=$(free_port)
+minio_dir=$(mktemp -d /tmp/stagegate-minio.XXXXXX)
+export MINIO_ROOT_USER=stagegate-test MINIO_ROOT_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+log "starting MinIO on 127.0.0.1:$minio_port"
+MINIO_BROWSER=off MINIO_UPDATE=off "$GOBIN_DIR/minio" server --quiet --address "127.0.0.1:$minio_port" \
+  --console-address "127.0.0.1:$console_port" "$minio_dir" >"$minio_dir.log" 2>&1 &
+minio_pid=$!
+cleanup_cmds+=("kill $minio_pid; wait $minio_pid; rm -rf '$minio_dir' '$minio_dir.log'")
+if ! wait_for 60 curl -fsS "http://127.0.0.1:$minio_port/minio/health/live"; then
+  cat "$minio_dir.log" >&2; log "MinIO did not start"; exit 1
+fi
+export STAGEGATE_TEST_MINIO_ENDPOINT="127.0.0.1:$minio_port"
+export STAGEGATE_TEST_MINIO_ACCESS_KEY="$MINIO_ROOT_USER" STAGEGATE_TEST_MINIO_SECRET_KEY="$MINIO_ROOT_PASSWORD"
+
+# --- PostgreSQL ----------------------------------------------------------
+pg_host=127.0.0.1 pg_port=5432 pg_user=postgres
+if ! pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; then
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    log "installing PostgreSQL from Debian packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  pg_bin=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)")
+  pg_port=$(free_port)
+  pg_dir=$(mktemp -d /tmp/stagegate-pg.XXXXXX)
+  as_pg=()
+  if [[ $(id -u) -eq 0 ]]; then chown postgres "$pg_dir"; as_pg=(runuser -u postgres --); else pg_user=$(id -un); fi
+  log "starting a temporary PostgreSQL on 127.0.0.1:$pg_port"
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U "$pg_user" -A trust >/dev/null
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -o "-h 127.0.0.1 -p $pg_port -k $pg_dir" -l "$pg_dir/log" -w start >/dev/null
+  cleanup_cmds+=("${as_pg[*]} $pg_bin/pg_ctl -D '$pg_dir/data' -m fast -w stop; rm -rf '$pg_dir'")
+fi
+pg_db="stagegate_test_$$_$RANDOM"
+psql -q -h "$pg_host" -p "$pg_port" -U "$pg_user" -d postgres -c "CREATE DATABASE $pg_db" >/dev/null
+cleanup_cmds+=("psql -q -h $pg_host -p $pg_port -U $pg_user -d postgres -c 'DROP DATABASE IF EXISTS $pg_db WITH (FORCE)'")
+export STAGEGATE_TEST_POSTGRES_DSN="postgres://$pg_user@$pg_host:$pg_port/$pg_db?sslmode=disable"
+log "PostgreSQL database $pg_db on $pg_host:$pg_port"
+
+# --- checks --------------------------------------------------------------
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [[ -n "$unformatted" ]]; then echo "gofmt would change:" >&2; echo "$unformatted" >&2; exit 1; fi
+log "go vet ./..."
+go vet ./...
+log "go test -race ./..."
+go test -race -count=1 -timeout 25m ./... "$@"
