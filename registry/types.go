@@ -76,6 +76,56 @@ type VersionRecord struct {
 	SourceCommit    string            `json:"sourceCommit,omitempty"`
 	CreatedAt       time.Time         `json:"createdAt"`
 	CreatedBy       string            `json:"createdBy"`
+	// CISignature says whether the publisher's CI signed this content with
+	// a key the environment trusts; the gate engine reads it.
+	CISignature CITrust `json:"ciSignature"`
+	// Signatures over the manifest (environment) or its files (CI). Filled
+	// by GetVersion; lists leave it empty.
+	Signatures []Signature `json:"signatures,omitempty"`
+}
+
+// CITrust is the outcome of checking a publish's CI signatures.
+type CITrust string
+
+// CI signature outcomes.
+const (
+	CITrusted   CITrust = "trusted"   // every signed subject verified with a trusted CI key
+	CIUntrusted CITrust = "untrusted" // signatures were given but do not verify with a trusted key
+	CIAbsent    CITrust = "absent"    // no CI signature was given
+)
+
+// SignerRole says who made a signature.
+type SignerRole string
+
+// Signer roles.
+const (
+	SignedByEnvironment SignerRole = "environment" // the environment's own key, over the manifest
+	SignedByCI          SignerRole = "ci"          // the publisher's CI key, over the manifest or a file
+)
+
+// SubjectManifest is the Subject of a signature over the manifest bytes.
+const SubjectManifest = "manifest"
+
+// Signature is a cosign `sign-blob` signature (base64) over a subject: the
+// exact manifest bytes, or one file's bytes (Subject is then its path).
+type Signature struct {
+	Role      SignerRole `json:"role"`
+	KeyID     string     `json:"keyId"`
+	Subject   string     `json:"subject"`
+	Signature string     `json:"signature"`
+	Trusted   bool       `json:"trusted"`
+	CreatedAt time.Time  `json:"createdAt"`
+}
+
+// EnvironmentSignature returns the signature the environment's key with
+// keyID made over the manifest, if any.
+func (r VersionRecord) EnvironmentSignature(keyID string) (Signature, bool) {
+	for _, s := range r.Signatures {
+		if s.Role == SignedByEnvironment && s.Subject == SubjectManifest && (keyID == "" || s.KeyID == keyID) {
+			return s, true
+		}
+	}
+	return Signature{}, false
 }
 
 // TotalSize is the sum of the file sizes.

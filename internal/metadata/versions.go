@@ -14,7 +14,7 @@ import (
 )
 
 const versionColumns = `environment, name, version, original_version, kind, manifest_digest,
-	manifest_size, files, labels, source_commit, created_at, created_by`
+	manifest_size, files, labels, source_commit, created_at, created_by, ci_signature`
 
 // CommitVersion records rec and appends ev (with ev.Environment set to e's
 // environment) in one transaction, so a version never appears without its
@@ -52,11 +52,11 @@ func (e *Env) CommitVersion(ctx context.Context, rec registry.VersionRecord, ev 
 	)
 	err = e.s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO versions (`+versionColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (environment, name, version) DO NOTHING`,
 			rec.Environment, rec.Name, rec.Version, rec.OriginalVersion, string(rec.Kind),
 			rec.ManifestDigest.String(), rec.ManifestSize, files, labels, rec.SourceCommit,
-			formatTime(rec.CreatedAt), rec.CreatedBy)
+			formatTime(rec.CreatedAt), rec.CreatedBy, ciTrust(rec.CISignature))
 		if err != nil {
 			return dbError("insert version", err)
 		}
@@ -78,6 +78,14 @@ func (e *Env) CommitVersion(ctx context.Context, rec registry.VersionRecord, ev 
 					WithDetails(map[string]string{"manifestDigest": existing.ManifestDigest.String()})
 			}
 			out = existing
+		}
+		// Signatures are about the manifest digest, which both outcomes
+		// share; a retry adds what a crashed attempt did not.
+		if err := insertSignatures(ctx, tx, e.env, out.ManifestDigest, rec.Signatures); err != nil {
+			return err
+		}
+		if out.Signatures, err = listSignatures(ctx, tx, e.env, out.ManifestDigest); err != nil {
+			return err
 		}
 		if _, err := e.s.insertAudit(ctx, tx, ev); err != nil {
 			return dbError("append audit", err)
@@ -107,7 +115,68 @@ func getVersion(ctx context.Context, q querier, env, name, version string) (regi
 	if err != nil {
 		return registry.VersionRecord{}, dbError("get version", err)
 	}
+	if rec.Signatures, err = listSignatures(ctx, q, env, rec.ManifestDigest); err != nil {
+		return registry.VersionRecord{}, err
+	}
 	return rec, nil
+}
+
+// AddSignatures records signatures over a manifest of e's environment
+// (e.g. a rotated key signing again). Existing ones are left as they are.
+func (e *Env) AddSignatures(ctx context.Context, manifest v1.Hash, sigs []registry.Signature) error {
+	return e.s.inTx(ctx, func(tx *sql.Tx) error {
+		return insertSignatures(ctx, tx, e.env, manifest, sigs)
+	})
+}
+
+func insertSignatures(ctx context.Context, q querier, env string, manifest v1.Hash, sigs []registry.Signature) error {
+	for _, sig := range sigs {
+		if _, err := q.ExecContext(ctx, `INSERT INTO signatures
+			(environment, manifest_digest, role, key_id, subject, signature, trusted, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (environment, manifest_digest, role, key_id, subject) DO NOTHING`,
+			env, manifest.String(), string(sig.Role), sig.KeyID, sig.Subject, sig.Signature, sig.Trusted,
+			formatTime(normTime(sig.CreatedAt))); err != nil {
+			return dbError("insert signature", err)
+		}
+	}
+	return nil
+}
+
+func listSignatures(ctx context.Context, q querier, env string, manifest v1.Hash) ([]registry.Signature, error) {
+	rows, err := q.QueryContext(ctx, `SELECT role, key_id, subject, signature, trusted, created_at
+		FROM signatures WHERE environment = $1 AND manifest_digest = $2 ORDER BY id`, env, manifest.String())
+	if err != nil {
+		return nil, dbError("list signatures", err)
+	}
+	defer rows.Close()
+	var out []registry.Signature
+	for rows.Next() {
+		var (
+			sig           registry.Signature
+			role, created string
+		)
+		if err := rows.Scan(&role, &sig.KeyID, &sig.Subject, &sig.Signature, &sig.Trusted, &created); err != nil {
+			return nil, dbError("list signatures", err)
+		}
+		sig.Role = registry.SignerRole(role)
+		if sig.CreatedAt, err = parseTime(created); err != nil {
+			return nil, dbError("list signatures", err)
+		}
+		out = append(out, sig)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("list signatures", err)
+	}
+	return out, nil
+}
+
+// ciTrust stores an unset trust as absent.
+func ciTrust(t registry.CITrust) string {
+	if t == "" {
+		return string(registry.CIAbsent)
+	}
+	return string(t)
 }
 
 // ListVersions returns every version of name in e's environment, in
@@ -174,13 +243,14 @@ func scanVersion(sc scanner) (registry.VersionRecord, error) {
 	var (
 		r                           registry.VersionRecord
 		kind, digest, files, labels string
-		created                     string
+		created, ci                 string
 	)
 	if err := sc.Scan(&r.Environment, &r.Name, &r.Version, &r.OriginalVersion, &kind, &digest,
-		&r.ManifestSize, &files, &labels, &r.SourceCommit, &created, &r.CreatedBy); err != nil {
+		&r.ManifestSize, &files, &labels, &r.SourceCommit, &created, &r.CreatedBy, &ci); err != nil {
 		return registry.VersionRecord{}, err
 	}
 	r.Kind = registry.Kind(kind)
+	r.CISignature = registry.CITrust(ci)
 	var err error
 	if r.ManifestDigest, err = v1.NewHash(digest); err != nil {
 		return registry.VersionRecord{}, err

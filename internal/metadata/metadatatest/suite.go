@@ -48,6 +48,7 @@ func RunStoreSuite(t *testing.T, open func(t *testing.T) *metadata.Store) {
 		{"KeyDuplicates", testKeyDuplicates},
 		{"KeyWrongEnvironment", testKeyWrongEnvironment},
 		{"CancelledContext", testCancelledContext},
+		{"Signatures", testSignatures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
@@ -153,6 +154,57 @@ func version(env, name, ver string, seed int) registry.VersionRecord {
 		SourceCommit: "0123456789abcdef",
 		CreatedAt:    t0.UTC().Truncate(time.Microsecond),
 		CreatedBy:    "ci",
+		CISignature:  registry.CITrusted,
+	}
+}
+
+// testSignatures: signatures commit with their version, come back with
+// GetVersion, are added (not duplicated) by a retry, and stay in their
+// environment.
+func testSignatures(t *testing.T, s *metadata.Store) {
+	ctx := context.Background()
+	envSig := registry.Signature{Role: registry.SignedByEnvironment, KeyID: "k-env", Subject: registry.SubjectManifest,
+		Signature: "MEUCIQ==", Trusted: true, CreatedAt: t0.UTC().Truncate(time.Microsecond)}
+	ciSig := registry.Signature{Role: registry.SignedByCI, KeyID: "k-ci", Subject: "model.safetensors",
+		Signature: "MEQCIA==", Trusted: false, CreatedAt: t0.UTC().Truncate(time.Microsecond)}
+	rec := version("dev", "signed", "1.0.0", 1)
+	rec.Signatures = []registry.Signature{envSig}
+	got, created, err := s.Env("dev").CommitVersion(ctx, rec, event(audit.ActionPublish, "signed@1.0.0"))
+	if err != nil || !created {
+		t.Fatalf("commit: created=%v err=%v", created, err)
+	}
+	if diff := cmp.Diff([]registry.Signature{envSig}, got.Signatures); diff != "" {
+		t.Fatalf("committed signatures (-want +got):\n%s", diff)
+	}
+	rec.Signatures = []registry.Signature{envSig, ciSig}
+	if _, created, err := s.Env("dev").CommitVersion(ctx, rec, event(audit.ActionPublish, "signed@1.0.0")); err != nil || created {
+		t.Fatalf("retry: created=%v err=%v", created, err)
+	}
+	back, err := s.Env("dev").GetVersion(ctx, "signed", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]registry.Signature{envSig, ciSig}, back.Signatures); diff != "" {
+		t.Fatalf("signatures after retry (-want +got):\n%s", diff)
+	}
+	if back.CISignature != registry.CITrusted {
+		t.Fatalf("ci signature trust = %q", back.CISignature)
+	}
+	rotated := registry.Signature{Role: registry.SignedByEnvironment, KeyID: "k-env-2", Subject: registry.SubjectManifest,
+		Signature: "MEYCIQ==", Trusted: true, CreatedAt: t0.UTC()}
+	if err := s.Env("dev").AddSignatures(ctx, rec.ManifestDigest, []registry.Signature{rotated, envSig}); err != nil {
+		t.Fatal(err)
+	}
+	back, _ = s.Env("dev").GetVersion(ctx, "signed", "1.0.0")
+	if len(back.Signatures) != 3 {
+		t.Fatalf("after AddSignatures: %d signatures, want 3", len(back.Signatures))
+	}
+	prod := version("prod", "signed", "1.0.0", 1)
+	if _, _, err := s.Env("prod").CommitVersion(ctx, prod, event(audit.ActionPublish, "signed@1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	if back, _ := s.Env("prod").GetVersion(ctx, "signed", "1.0.0"); len(back.Signatures) != 0 {
+		t.Fatalf("dev signatures visible in prod: %+v", back.Signatures)
 	}
 }
 

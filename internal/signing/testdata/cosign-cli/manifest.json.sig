@@ -1,0 +1,1 @@
+MEQCIDwlECpv3G+P7X0q18n7psxP7+i2Ag5lmi+vXY4a+CmdAiANip4XmwHfmm+Ct0I4fCy25MrQwfEH2q53Kd6TKFsnkQ==
