@@ -164,10 +164,11 @@ func (c *Client) UploadBlob(ctx context.Context, env string, dgst v1.Hash, r io.
 
 // PublishRequest is the body of a publish.
 type PublishRequest struct {
-	Kind         string            `json:"kind"`
-	Files        []registry.File   `json:"files"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	SourceCommit string            `json:"sourceCommit,omitempty"`
+	Kind         string                 `json:"kind"`
+	Files        []registry.File        `json:"files"`
+	Labels       map[string]string      `json:"labels,omitempty"`
+	SourceCommit string                 `json:"sourceCommit,omitempty"`
+	CISignatures []registry.CISignature `json:"ciSignatures,omitempty"`
 }
 
 // PublishResponse is the server's answer to a publish.
@@ -233,6 +234,17 @@ func (c *Client) OpenFile(ctx context.Context, env, name, version, path string) 
 		return nil, err
 	}
 	return resp.Body, nil
+}
+
+// PublicKey returns the PEM public key that signs env's manifests and its id.
+func (c *Client) PublicKey(ctx context.Context, env string) ([]byte, string, error) {
+	resp, err := c.do(ctx, http.MethodGet, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/public-key", nil, -1, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	pem, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return pem, resp.Header.Get("X-Stagegate-Key-Id"), err
 }
 
 // AuditQuery filters audit events; see audit.Filter.

@@ -108,6 +108,9 @@ type PushOptions struct {
 	Kind         string
 	Labels       map[string]string
 	SourceCommit string
+	// CISignatures are cosign sign-blob signatures by the CI's key, over
+	// the manifest or files (by path inside the artifact).
+	CISignatures []registry.CISignature
 	// Progress, when set, is told about each file as it is handled.
 	Progress func(f LocalFile, uploaded bool)
 }
@@ -115,7 +118,7 @@ type PushOptions struct {
 // Push hashes files, uploads the blobs the server lacks (each streamed once,
 // straight to its content-addressed key), then publishes name@version.
 func (c *Client) Push(ctx context.Context, env, name, version string, files []LocalFile, opts PushOptions) (PublishResponse, error) {
-	req := PublishRequest{Kind: opts.Kind, Labels: opts.Labels, SourceCommit: opts.SourceCommit}
+	req := PublishRequest{Kind: opts.Kind, Labels: opts.Labels, SourceCommit: opts.SourceCommit, CISignatures: opts.CISignatures}
 	for i := range files {
 		f := &files[i]
 		dgst, size, err := HashFile(f.Disk)
@@ -164,6 +167,61 @@ func (c *Client) Pull(ctx context.Context, env, name, version, dir string) (regi
 		}
 	}
 	return rec, nil
+}
+
+// PullSignature writes the exact manifest bytes of name@version to
+// DIR/manifest.json and the environment's signature over them to
+// DIR/manifest.json.sig (base64, as `cosign sign-blob` writes it), so that
+// `cosign verify-blob --key <env>.pub --signature manifest.json.sig
+// manifest.json` checks the version with no stagegate code.
+func (c *Client) PullSignature(ctx context.Context, env string, rec registry.VersionRecord, dir string) (string, error) {
+	manifest, err := c.Manifest(ctx, env, rec.Name, rec.Version)
+	if err != nil {
+		return "", err
+	}
+	got := digestOf(manifest)
+	if got != rec.ManifestDigest {
+		return "", fmt.Errorf("manifest digest %s, want %s", got, rec.ManifestDigest)
+	}
+	_, keyID, err := c.PublicKey(ctx, env)
+	if err != nil {
+		return "", err
+	}
+	sig, ok := rec.EnvironmentSignature(keyID)
+	if !ok {
+		return "", fmt.Errorf("%s@%s has no signature by %s's current key %s", rec.Name, rec.Version, env, keyID)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "manifest.json"), manifest); err != nil {
+		return "", err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "manifest.json.sig"), []byte(sig.Signature)); err != nil {
+		return "", err
+	}
+	return keyID, nil
+}
+
+func digestOf(b []byte) v1.Hash {
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".stagegate-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func (c *Client) pullFile(ctx context.Context, env string, rec registry.VersionRecord, f registry.File, dir string) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -33,11 +34,31 @@ type Index interface {
 	ListArtifacts(ctx context.Context) ([]ArtifactSummary, error)
 }
 
-// Environment is one configured environment with its storage.
+// ManifestSigner signs manifest bytes with an environment's key, producing
+// what `cosign sign-blob` would.
+type ManifestSigner interface {
+	SignBlob(payload []byte) (string, error)
+	KeyID() string
+}
+
+// CIKeys are the CI public keys an environment trusts.
+type CIKeys interface {
+	// Identify returns the id of the key that signed payload.
+	Identify(payload []byte, sig string) (string, error)
+	// IdentifyDigest is Identify for a payload known by its sha256 digest.
+	IdentifyDigest(sha256Digest string, sig string) (string, error)
+}
+
+// Environment is one configured environment with its storage and keys.
 type Environment struct {
 	Name  string
 	Blobs Blobs
 	Index Index
+	// Signer signs every manifest the environment holds.
+	Signer ManifestSigner
+	// TrustedCI decides whether a publish's CI signatures count; nil
+	// trusts none.
+	TrustedCI CIKeys
 }
 
 // Limits bound what a publisher may store.
@@ -75,8 +96,8 @@ func NewService(envs []Environment, limits Limits, now func() time.Time) (*Servi
 	s := &Service{envs: envs, byName: make(map[string]*Environment, len(envs)), limits: limits, now: now}
 	for i := range s.envs {
 		e := &s.envs[i]
-		if e.Blobs == nil || e.Index == nil {
-			return nil, fmt.Errorf("registry: environment %q lacks storage", e.Name)
+		if e.Blobs == nil || e.Index == nil || e.Signer == nil {
+			return nil, fmt.Errorf("registry: environment %q lacks storage or a signing key", e.Name)
 		}
 		if _, dup := s.byName[e.Name]; dup {
 			return nil, fmt.Errorf("registry: environment %q configured twice", e.Name)
@@ -164,6 +185,16 @@ type PublishRequest struct {
 	Files        []File
 	Labels       map[string]string
 	SourceCommit string
+	// CISignatures are the publisher's CI signatures (cosign sign-blob
+	// output) over the manifest or over files.
+	CISignatures []CISignature
+}
+
+// CISignature is one CI signature in a publish request. Subject is
+// SubjectManifest or a file path.
+type CISignature struct {
+	Subject   string `json:"subject"`
+	Signature string `json:"signature"`
 }
 
 // PublishResult is the committed version and whether this call created it.
@@ -219,6 +250,14 @@ func (s *Service) Publish(ctx context.Context, env string, by audit.Actor, req P
 	if _, err := e.Blobs.PutBlob(ctx, built.ManifestDigest, bytes.NewReader(built.Manifest), int64(len(built.Manifest))); err != nil {
 		return PublishResult{}, storageError(err)
 	}
+	ciSigs, trust, err := s.checkCISignatures(e, built, files, req.CISignatures)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	envSig, err := s.signManifest(ctx, e, built)
+	if err != nil {
+		return PublishResult{}, err
+	}
 	target := name + "@" + ver.Canonical
 	rec := VersionRecord{
 		Environment:     e.Name,
@@ -233,10 +272,12 @@ func (s *Service) Publish(ctx context.Context, env string, by audit.Actor, req P
 		SourceCommit:    req.SourceCommit,
 		CreatedAt:       s.now().UTC(),
 		CreatedBy:       by.Name,
+		CISignature:     trust,
+		Signatures:      append([]Signature{envSig}, ciSigs...),
 	}
 	ev := by.Event(e.Name, audit.ActionPublish, target, audit.Success)
 	ev.Time = rec.CreatedAt
-	ev.Details = map[string]string{"manifestDigest": built.ManifestDigest.String()}
+	ev.Details = map[string]string{"manifestDigest": built.ManifestDigest.String(), "ciSignature": string(trust)}
 	stored, created, err := e.Index.CommitVersion(ctx, rec, ev)
 	if err != nil {
 		var de *Error
@@ -261,6 +302,104 @@ func (s *Service) existingDigest(ctx context.Context, e *Environment, name, vers
 		return ""
 	}
 	return rec.ManifestDigest.String()
+}
+
+// SignatureKey is the bucket key of the signature by key keyID over the
+// manifest with digest manifest.
+func SignatureKey(manifest v1.Hash, keyID string) string {
+	return "signatures/sha256/" + manifest.Hex + "/" + strings.ReplaceAll(keyID, ":", "-")
+}
+
+// maxSignatureSize bounds a stored or submitted signature (an ECDSA P-256
+// signature is about 96 base64 characters; RSA-4096 about 700).
+const maxSignatureSize = 4096
+
+// signManifest returns the environment's signature over the manifest bytes.
+// The signature is written to the bucket before the version is committed,
+// create-once: ECDSA signatures differ on every call, so a retry adopts the
+// stored one and every copy of the record names the same bytes.
+func (s *Service) signManifest(ctx context.Context, e *Environment, built Built) (Signature, error) {
+	keyID := e.Signer.KeyID()
+	key := SignatureKey(built.ManifestDigest, keyID)
+	sig := Signature{Role: SignedByEnvironment, KeyID: keyID, Subject: SubjectManifest, Trusted: true, CreatedAt: s.now().UTC()}
+	stored, err := e.Blobs.GetObject(ctx, key, maxSignatureSize)
+	if err == nil {
+		sig.Signature = string(stored)
+		return sig, nil
+	}
+	if !errors.Is(err, blob.ErrNotFound) {
+		return Signature{}, storageError(err)
+	}
+	b64, err := e.Signer.SignBlob(built.Manifest)
+	if err != nil {
+		return Signature{}, Errorf(Internal, CodeInternal, "signing failed").WithCause(err)
+	}
+	switch err := e.Blobs.PutObject(ctx, key, []byte(b64)); {
+	case errors.Is(err, blob.ErrExists):
+		return s.signManifest(ctx, e, built)
+	case err != nil:
+		return Signature{}, storageError(err)
+	}
+	sig.Signature = b64
+	return sig, nil
+}
+
+// checkCISignatures verifies the publisher's CI signatures against the
+// environment's trusted CI keys. The version is "trusted" when a trusted key
+// signed the manifest, or signed every file; "untrusted" when signatures were
+// given but that does not hold; "absent" when none were given. A signature
+// that does not verify is kept (untrusted) so the gate can say why.
+func (s *Service) checkCISignatures(e *Environment, built Built, files []File, in []CISignature) ([]Signature, CITrust, error) {
+	if len(in) == 0 {
+		return nil, CIAbsent, nil
+	}
+	if len(in) > len(files)+1 {
+		return nil, "", Errorf(Invalid, CodeInvalidRequest, "more CI signatures than subjects")
+	}
+	byPath := make(map[string]File, len(files))
+	for _, f := range files {
+		byPath[f.Path] = f
+	}
+	seen := map[string]bool{}
+	out := make([]Signature, 0, len(in))
+	manifestTrusted, filesTrusted := false, 0
+	for _, cs := range in {
+		if seen[cs.Subject] {
+			return nil, "", Errorf(Invalid, CodeInvalidRequest, "two CI signatures for %q", truncate(cs.Subject))
+		}
+		seen[cs.Subject] = true
+		sigText := strings.TrimSpace(cs.Signature)
+		if sigText == "" || len(sigText) > maxSignatureSize {
+			return nil, "", Errorf(Invalid, CodeInvalidRequest, "CI signature for %q is empty or longer than %d bytes", truncate(cs.Subject), maxSignatureSize)
+		}
+		f, isFile := byPath[cs.Subject]
+		if cs.Subject != SubjectManifest && !isFile {
+			return nil, "", Errorf(Invalid, CodeInvalidRequest, "CI signature for %q: not %q nor a file of this version", truncate(cs.Subject), SubjectManifest)
+		}
+		sig := Signature{Role: SignedByCI, Subject: cs.Subject, Signature: sigText, CreatedAt: s.now().UTC()}
+		if e.TrustedCI != nil {
+			var keyID string
+			var err error
+			if isFile {
+				keyID, err = e.TrustedCI.IdentifyDigest(f.Digest.String(), sigText)
+			} else {
+				keyID, err = e.TrustedCI.Identify(built.Manifest, sigText)
+			}
+			if err == nil {
+				sig.KeyID, sig.Trusted = keyID, true
+				if isFile {
+					filesTrusted++
+				} else {
+					manifestTrusted = true
+				}
+			}
+		}
+		out = append(out, sig)
+	}
+	if manifestTrusted || filesTrusted == len(files) {
+		return out, CITrusted, nil
+	}
+	return out, CIUntrusted, nil
 }
 
 // RefKey is the bucket key of the pointer from name@version to its manifest.

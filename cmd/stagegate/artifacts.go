@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -38,9 +40,26 @@ func parseLabels(kvs []string) (map[string]string, error) {
 	return out, nil
 }
 
+// readSignatures reads PATH=SIGFILE pairs; PATH "manifest" names the manifest.
+func readSignatures(pairs []string) ([]registry.CISignature, error) {
+	var out []registry.CISignature
+	for _, p := range pairs {
+		subject, file, ok := strings.Cut(p, "=")
+		if !ok || subject == "" || file == "" {
+			return nil, usageError{fmt.Errorf("--signature wants PATH=SIGFILE, got %q", p)}
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, registry.CISignature{Subject: subject, Signature: strings.TrimSpace(string(data))})
+	}
+	return out, nil
+}
+
 func (c *cli) pushCommand() *cobra.Command {
 	var kind, env, commit string
-	var labels []string
+	var labels, signatures []string
 	cmd := &cobra.Command{
 		Use:   "push NAME@VERSION PATH...",
 		Short: "Publish files or directories as an immutable artifact version (into the first environment)",
@@ -67,8 +86,12 @@ func (c *cli) pushCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ciSigs, err := readSignatures(signatures)
+			if err != nil {
+				return err
+			}
 			res, err := cl.Push(cmd.Context(), env, name, version, files, client.PushOptions{
-				Kind: kind, Labels: lbls, SourceCommit: commit,
+				Kind: kind, Labels: lbls, SourceCommit: commit, CISignatures: ciSigs,
 				Progress: func(f client.LocalFile, uploaded bool) {
 					if !c.json() {
 						state := "exists"
@@ -89,7 +112,8 @@ func (c *cli) pushCommand() *cobra.Command {
 			if !res.Created {
 				verb = "already published (identical content)"
 			}
-			fmt.Fprintf(c.stdout, "%s %s@%s in %s\nmanifest digest: %s\n", verb, res.Version.Name, res.Version.Version, res.Version.Environment, res.Version.ManifestDigest)
+			fmt.Fprintf(c.stdout, "%s %s@%s in %s\nmanifest digest: %s\nCI signature: %s\n", verb, res.Version.Name, res.Version.Version,
+				res.Version.Environment, res.Version.ManifestDigest, res.Version.CISignature)
 			return nil
 		},
 	}
@@ -97,6 +121,8 @@ func (c *cli) pushCommand() *cobra.Command {
 	cmd.Flags().StringVar(&env, "env", "", "environment (default: the first, the only one that accepts publishes)")
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "label key=value (repeatable)")
 	cmd.Flags().StringVar(&commit, "source-commit", "", "source commit the artifact was built from")
+	cmd.Flags().StringArrayVar(&signatures, "signature", nil,
+		"CI signature PATH=SIGFILE: a `cosign sign-blob` signature of the file stored as PATH (repeatable)")
 	_ = cmd.MarkFlagRequired("kind")
 	c.addClientFlags(cmd, true)
 	return cmd
@@ -113,9 +139,9 @@ func (c *cli) firstEnvironment(cmd *cobra.Command, cl *client.Client) (string, e
 
 func (c *cli) pullCommand() *cobra.Command {
 	var env, dir string
-	var asJSON bool
+	var asJSON, withSignature bool
 	cmd := &cobra.Command{
-		Use:   "pull NAME@VERSION --env ENV [-o DIR]",
+		Use:   "pull NAME@VERSION --env ENV [-o DIR] [--with-signature]",
 		Short: "Download every file of a version, verifying each digest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -137,6 +163,21 @@ func (c *cli) pullCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if withSignature {
+				for _, f := range rec.Files {
+					if f.Path == "manifest.json" || f.Path == "manifest.json.sig" {
+						return fmt.Errorf("--with-signature would overwrite the artifact's own %s: pull into another directory without it", f.Path)
+					}
+				}
+				keyID, err := cl.PullSignature(cmd.Context(), env, rec, dir)
+				if err != nil {
+					return err
+				}
+				if !c.json() {
+					fmt.Fprintf(c.stderr, "wrote manifest.json and manifest.json.sig (key %s); verify with:\n  cosign verify-blob --key %s.pub --signature %s --insecure-ignore-tlog=true %s\n",
+						keyID, env, filepath.Join(dir, "manifest.json.sig"), filepath.Join(dir, "manifest.json"))
+				}
+			}
 			if c.json() {
 				return c.printJSON(rec)
 			}
@@ -150,6 +191,7 @@ func (c *cli) pullCommand() *cobra.Command {
 	cmd.Flags().StringVar(&env, "env", "", "environment to read from")
 	cmd.Flags().StringVarP(&dir, "output-dir", "o", ".", "directory to write the files into")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the version as JSON")
+	cmd.Flags().BoolVar(&withSignature, "with-signature", false, "also write manifest.json and manifest.json.sig for `cosign verify-blob`")
 	_ = cmd.MarkFlagRequired("env")
 	c.addClientFlags(cmd, false)
 	return cmd

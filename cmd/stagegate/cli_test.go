@@ -87,6 +87,23 @@ func TestCLIPushPull(t *testing.T) {
 		}
 	}
 
+	sigDir := t.TempDir()
+	if code, _, errOut := runCLI(t, env, "pull", "ranker@2.1.0", "--env", "dev", "-o", sigDir, "--with-signature"); code != 0 {
+		t.Fatalf("pull --with-signature: %d %s", code, errOut)
+	}
+	for _, f := range []string{"manifest.json", "manifest.json.sig"} {
+		if _, err := os.Stat(filepath.Join(sigDir, f)); err != nil {
+			t.Fatalf("pull --with-signature did not write %s: %v", f, err)
+		}
+	}
+	if code, out, errOut := runCLI(t, env, "verify", "ranker@2.1.0", "--env", "dev"); code != 0 || strings.Count(out, "ok  ") != 5 {
+		t.Fatalf("verify: %d %q %q", code, out, errOut)
+	}
+	otherKey := filepath.Join(dataDir, "keys", "prod.pub")
+	if code, out, _ := runCLI(t, env, "verify", "ranker@2.1.0", "--env", "dev", "--key", otherKey); code != exitError || !strings.Contains(out, "FAIL  environment signature") {
+		t.Fatalf("verify with another environment's key: %d %q", code, out)
+	}
+
 	code, out, _ = runCLI(t, env, "versions", "ranker", "--env", "dev", "-o", "json")
 	var listed struct {
 		Versions []struct{ Version string } `json:"versions"`

@@ -55,7 +55,8 @@ func (c *cli) rootCommand() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(c.serveCommand(), c.keysCommand(), c.pushCommand(), c.pullCommand(),
-		c.versionsCommand(), c.artifactsCommand(), c.showCommand(), c.resolveCommand(), c.auditCommand(), c.whoamiCommand())
+		c.versionsCommand(), c.artifactsCommand(), c.showCommand(), c.resolveCommand(), c.auditCommand(), c.whoamiCommand(),
+		c.verifyCommand())
 	return root
 }
 

@@ -36,6 +36,31 @@ type Environment struct {
 	Bucket string `yaml:"bucket"`
 	// MinIO overrides the MinIO credentials for this environment's bucket.
 	MinIO *MinIOCredentials `yaml:"minio"`
+	// Signing configures the environment's cosign key and trusted CI keys.
+	Signing Signing `yaml:"signing"`
+}
+
+// DefaultPasswordEnv names the variable holding key passwords when an
+// environment names none.
+const DefaultPasswordEnv = "STAGEGATE_KEY_PASSWORD"
+
+// Signing is one environment's keys, all in cosign's formats.
+type Signing struct {
+	// Key is the encrypted cosign private key that signs (the newest key).
+	// Empty: the embedded default, <data_dir>/keys/<env>.key, generated on
+	// first start.
+	Key string `yaml:"key"`
+	// PasswordEnv names the variable holding Key's password (default
+	// STAGEGATE_KEY_PASSWORD).
+	PasswordEnv string `yaml:"password_env"`
+	// VerificationKeys are older public keys whose signatures still count
+	// (rotation).
+	VerificationKeys []string `yaml:"verification_keys"`
+	// TrustedCIKeys are public keys whose signatures on a publish make it
+	// "trusted" for the gate engine.
+	TrustedCIKeys []string `yaml:"trusted_ci_keys"`
+	// Password is resolved from PasswordEnv by ApplyEnv; never read from YAML.
+	Password string `yaml:"-"`
 }
 
 // MinIOCredentials are an access key pair.
@@ -198,6 +223,14 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 		c.Limits.MaxFileSize = s
 	}
+	for i := range c.Environments {
+		sg := &c.Environments[i].Signing
+		name := sg.PasswordEnv
+		if name == "" {
+			name = DefaultPasswordEnv
+		}
+		sg.Password = getenv(name)
+	}
 	if v := getenv("STAGEGATE_MAX_FILES"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -285,6 +318,9 @@ func (c *Config) SQLitePath() string {
 	}
 	return filepath.Join(c.DataDir, "stagegate.db")
 }
+
+// KeyDir holds the embedded default's generated signing keys.
+func (c *Config) KeyDir() string { return filepath.Join(c.DataDir, "keys") }
 
 // BlobDir is the filesystem driver's root for environment env.
 func (c *Config) BlobDir(env string) string { return filepath.Join(c.DataDir, "blobs", env) }

@@ -38,8 +38,10 @@ type API struct {
 	Audit    AuditLog
 	Keys     func(env string) auth.KeyAdmin
 	Ready    func(ctx context.Context) error
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// PublicKey returns the PEM public key and key id that sign env's manifests.
+	PublicKey func(env string) (pem []byte, keyID string, ok bool)
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // maxJSONBody bounds JSON request bodies (a publish lists at most
@@ -68,6 +70,9 @@ func (a *API) Handler() http.Handler {
 	r.GET("/readyz", a.readyz)
 
 	v1 := r.Group("/v1")
+	// Public keys are public: consumers verify offline with them, and
+	// knowing prod's public key grants nothing.
+	v1.GET("/environments/:env/public-key", a.publicKey)
 	v1.GET("/whoami", a.handle("", "", a.whoami))
 	v1.GET("/environments", a.handle("", "", a.listEnvironments))
 	env := v1.Group("/environments/:env")

@@ -121,10 +121,11 @@ func (a *API) serveFile(c *gin.Context, req *request, name, version, path string
 
 // publishBody is the JSON of PUT /artifacts/<name>/-/versions/<version>.
 type publishBody struct {
-	Kind         string            `json:"kind"`
-	Files        []registry.File   `json:"files"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	SourceCommit string            `json:"sourceCommit,omitempty"`
+	Kind         string                 `json:"kind"`
+	Files        []registry.File        `json:"files"`
+	Labels       map[string]string      `json:"labels,omitempty"`
+	SourceCommit string                 `json:"sourceCommit,omitempty"`
+	CISignatures []registry.CISignature `json:"ciSignatures,omitempty"`
 }
 
 func (a *API) putArtifactPath(c *gin.Context, req *request) error {
@@ -142,6 +143,7 @@ func (a *API) putArtifactPath(c *gin.Context, req *request) error {
 	}
 	res, err := a.Registry.Publish(c.Request.Context(), req.env, req.actor, registry.PublishRequest{
 		Name: name, Version: op[1], Kind: body.Kind, Files: body.Files, Labels: body.Labels, SourceCommit: body.SourceCommit,
+		CISignatures: body.CISignatures,
 	})
 	if err != nil {
 		return err
@@ -291,4 +293,14 @@ func (a *API) revokeKey(c *gin.Context, req *request) error {
 	req.audited = true
 	c.Status(http.StatusNoContent)
 	return nil
+}
+
+func (a *API) publicKey(c *gin.Context) {
+	pem, keyID, ok := a.PublicKey(c.Param("env"))
+	if !ok {
+		a.writeError(c, registry.Errorf(registry.NotFound, registry.CodeNotFound, "unknown environment %q", truncate(c.Param("env"), 40)))
+		return
+	}
+	c.Header("X-Stagegate-Key-Id", keyID)
+	c.Data(http.StatusOK, "application/x-pem-file", pem)
 }

@@ -31,6 +31,7 @@ type Server struct {
 	meta     *metadata.Store
 	drivers  map[string]blob.Driver
 	registry *registry.Service
+	keys     map[string]*envKeys
 	handler  http.Handler
 }
 
@@ -47,16 +48,26 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, meta: meta, drivers: map[string]blob.Driver{}}
+	s := &Server{cfg: cfg, logger: logger, meta: meta, drivers: map[string]blob.Driver{}, keys: map[string]*envKeys{}}
 	envs := make([]registry.Environment, 0, len(cfg.Environments))
 	for _, e := range cfg.Environments {
+		keys, err := loadKeys(cfg, e, logger)
+		if err != nil {
+			meta.Close()
+			return nil, err
+		}
 		d, err := openDriver(ctx, cfg, e)
 		if err != nil {
 			meta.Close()
 			return nil, fmt.Errorf("environment %s: %w", e.Name, err)
 		}
 		s.drivers[e.Name] = d
-		envs = append(envs, registry.Environment{Name: e.Name, Blobs: blob.NewStore(d), Index: meta.Env(e.Name)})
+		s.keys[e.Name] = keys
+		env := registry.Environment{Name: e.Name, Blobs: blob.NewStore(d), Index: meta.Env(e.Name), Signer: keys.signer}
+		if keys.trustedCI != nil {
+			env.TrustedCI = keys.trustedCI
+		}
+		envs = append(envs, env)
 	}
 	s.registry, err = registry.NewService(envs, registry.Limits{MaxFileSize: int64(cfg.Limits.MaxFileSize), MaxFiles: cfg.Limits.MaxFiles}, time.Now)
 	if err != nil {
@@ -69,7 +80,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		Audit:    auditLog{meta},
 		Keys:     func(env string) auth.KeyAdmin { return meta.Env(env) },
 		Ready:    s.Ready,
-		Logger:   logger,
+		PublicKey: func(env string) ([]byte, string, bool) {
+			k, ok := s.keys[env]
+			if !ok {
+				return nil, "", false
+			}
+			return k.signer.PublicKeyPEM(), k.signer.KeyID(), true
+		},
+		Logger: logger,
 	}
 	s.handler = api.Handler()
 	return s, nil
