@@ -25,7 +25,7 @@ import (
 
 // stack is a running stagegate over one storage/database combination.
 type stack struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 	srv *server.Server
 }
@@ -51,7 +51,7 @@ func forEachStack(t *testing.T, fn func(t *testing.T, s *stack)) {
 	}
 }
 
-func randomSuffix(t *testing.T) string {
+func randomSuffix(t testing.TB) string {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
@@ -59,7 +59,7 @@ func randomSuffix(t *testing.T) string {
 	return hex.EncodeToString(b[:])
 }
 
-func newStack(t *testing.T, kind string, tweak func(*config.Config)) *stack {
+func newStack(t testing.TB, kind string, tweak func(*config.Config)) *stack {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -90,7 +90,7 @@ func newStack(t *testing.T, kind string, tweak func(*config.Config)) *stack {
 }
 
 // freshPostgres creates a database for one test and drops it afterwards.
-func freshPostgres(t *testing.T) string {
+func freshPostgres(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("STAGEGATE_TEST_POSTGRES_DSN")
 	admin, err := sql.Open("pgx", base)
