@@ -75,6 +75,7 @@ func (a *API) Handler() http.Handler {
 	v1.GET("/environments/:env/public-key", a.publicKey)
 	v1.GET("/whoami", a.handle("", "", a.whoami))
 	v1.GET("/environments", a.handle("", "", a.listEnvironments))
+	v1.GET("/audit", a.handle(auth.PermRead, "", a.queryAudit))
 	env := v1.Group("/environments/:env")
 	env.GET("/artifacts", a.handle(auth.PermRead, "", a.listArtifacts))
 	env.GET("/artifacts/*rest", a.handle(auth.PermRead, "", a.getArtifactPath))
@@ -122,6 +123,10 @@ func (a *API) handle(perm auth.Permission, action string, h handlerFunc) gin.Han
 		}
 		req.principal = p
 		req.actor = audit.Actor{Name: p.Actor, CredentialID: p.CredentialID, RequestID: reqID}
+		if req.env == "" {
+			// Routes without {env} act on the credential's own environment.
+			req.env = p.Environment
+		}
 		if perm != "" {
 			if err := p.Authorize(req.env, perm); err != nil {
 				a.fail(c, req, audit.ActionAuthorize, err)

@@ -189,6 +189,19 @@ func TestPublishAndRead(t *testing.T) {
 		if outcomes["success/"] != 5 || outcomes["denied/version_exists"] != 1 || outcomes["denied/kind_mismatch"] != 1 {
 			t.Fatalf("publish audit outcomes = %v", outcomes)
 		}
+
+		// GET /v1/audit answers for the credential's own environment.
+		req, _ := http.NewRequest(http.MethodGet, s.url+"/v1/audit?action=artifact.publish&outcome=denied", nil)
+		req.Header.Set("Authorization", "Bearer "+s.key("dev", auth.RoleReader))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.Count(string(body), `"outcome":"denied"`) != 2 {
+			t.Fatalf("GET /v1/audit = %d %s", resp.StatusCode, body)
+		}
 	})
 }
 
