@@ -61,3 +61,22 @@ type Driver interface {
 	// Ping reports whether the backend is reachable (for readiness probes).
 	Ping(ctx context.Context) error
 }
+
+// Copier is an optional Driver capability, found by type assertion: copying
+// an object from another driver without streaming it through this process.
+// Promotion uses it so that a multi-gigabyte blob moving from staging to prod
+// costs the service neither bandwidth nor CPU when the backend can do the
+// work itself (MinIO server-side copy, a hard link on one filesystem).
+//
+// Store.CopyBlob calls it with the source's raw driver (Checked wrappers
+// removed), so an implementation only needs to recognise its own type.
+type Copier interface {
+	// CopyFrom copies key from src to the same key in this driver, with the
+	// same create-once guarantee as Put: ErrExists when key is already taken
+	// here (the existing object is left untouched), also when copies race.
+	// ok=false with a nil error means this pair of drivers cannot copy
+	// without the caller's help (another driver type, another endpoint or
+	// credential, another filesystem); nothing was written and the caller
+	// streams instead. ErrNotFound when src has no object under key.
+	CopyFrom(ctx context.Context, src Driver, key string) (ok bool, err error)
+}

@@ -96,3 +96,26 @@ func (c checked) Stat(ctx context.Context, key string) (Info, error) {
 }
 
 func (c checked) Ping(ctx context.Context) error { return c.d.Ping(ctx) }
+
+// CopyFrom forwards the Copier capability of the wrapped driver, so wrapping
+// never hides it. src is unwrapped too: drivers recognise a source of their
+// own type by assertion, which a Checked wrapper around it would defeat. A
+// wrapped driver without the capability reports ok=false (stream instead).
+func (c checked) CopyFrom(ctx context.Context, src Driver, key string) (bool, error) {
+	if err := CheckKey(key); err != nil {
+		return false, err
+	}
+	cp, ok := c.d.(Copier)
+	if !ok {
+		return false, nil
+	}
+	return cp.CopyFrom(ctx, unwrap(src), key)
+}
+
+// unwrap returns the driver inside a Checked wrapper, or d itself.
+func unwrap(d Driver) Driver {
+	if c, ok := d.(checked); ok {
+		return c.d
+	}
+	return d
+}

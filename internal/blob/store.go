@@ -67,21 +67,32 @@ func (s *Store) PutBlob(ctx context.Context, dgst v1.Hash, r io.Reader, size int
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
 	}
-	vr := newVerifier(r, dgst, size)
-	err = s.d.Put(ctx, key, vr, size)
+	return s.putVerified(ctx, dgst, r, size)
+}
+
+// putVerified is PutBlob after the existence check: it streams r through a
+// verifier to the blob key of dgst.
+func (s *Store) putVerified(ctx context.Context, dgst v1.Hash, r io.Reader, size int64) (created bool, err error) {
+	err = s.d.Put(ctx, BlobKey(dgst), newVerifier(r, dgst, size), size)
 	if errors.Is(err, ErrExists) {
 		// Lost a race with another writer of the same digest. Its bytes were
 		// verified by its own Store, so ours are not needed.
-		info, serr := s.d.Stat(ctx, key)
-		if serr != nil {
-			return false, serr
-		}
-		return false, sameSize(dgst, info.Size, size)
+		return false, s.existing(ctx, dgst, size)
 	}
 	if err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// existing checks the blob dgst that is already stored against the size the
+// caller knows it by (-1: unknown).
+func (s *Store) existing(ctx context.Context, dgst v1.Hash, size int64) error {
+	info, err := s.d.Stat(ctx, BlobKey(dgst))
+	if err != nil {
+		return err
+	}
+	return sameSize(dgst, info.Size, size)
 }
 
 // sameSize rejects a caller whose claimed size disagrees with the stored blob
@@ -149,6 +160,81 @@ func (s *Store) GetObject(ctx context.Context, key string, maxSize int64) ([]byt
 		return nil, fmt.Errorf("%w: %q is over the limit of %d bytes", ErrTooLarge, key, maxSize)
 	}
 	return data, nil
+}
+
+// CopyBlob copies the blob dgst from src (another environment's Store) into
+// s, for promotion. copied is false when s already had it: keys derive from
+// content, so the stored bytes are the same and nothing is rewritten.
+// ErrNotFound when src lacks the blob.
+//
+// When the destination driver can copy from the source's driver itself
+// (Copier: MinIO server-side copy with one credential, a hard link on one
+// filesystem), the bytes never pass through this process; the copy is then
+// checked by size only, and the digest is re-verified by whoever reads it
+// (OpenBlob's reader, the gate engine). Otherwise the blob is streamed once,
+// with bounded memory, and hashed on the way: a source whose bytes do not
+// match dgst leaves nothing behind in s and the error wraps
+// ErrDigestMismatch. A stored blob whose size differs from the source's is
+// reported as ErrDigestMismatch too.
+func (s *Store) CopyBlob(ctx context.Context, src *Store, dgst v1.Hash) (copied bool, err error) {
+	if err := checkDigest(dgst); err != nil {
+		return false, err
+	}
+	key := BlobKey(dgst)
+	srcInfo, err := src.d.Stat(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	if info, err := s.d.Stat(ctx, key); err == nil {
+		return false, sameSize(dgst, info.Size, srcInfo.Size)
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+
+	if cp, ok := s.d.(Copier); ok {
+		done, err := cp.CopyFrom(ctx, src.d, key)
+		switch {
+		case errors.Is(err, ErrExists):
+			// Another promotion of the same blob won the race.
+			return false, s.existing(ctx, dgst, srcInfo.Size)
+		case err != nil:
+			return false, fmt.Errorf("blob: copy %s: %w", dgst, err)
+		case done:
+			if err := s.existing(ctx, dgst, srcInfo.Size); err != nil {
+				return false, fmt.Errorf("blob: after server-side copy: %w", err)
+			}
+			return true, nil
+		}
+	}
+
+	// Streaming. The source is read raw and hashed once, by the verifier
+	// in front of Put: it proves that the bytes written are dgst's, which is
+	// all that OpenBlob's verifier would add at twice the CPU.
+	rc, info, err := src.d.Get(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	return s.putVerified(ctx, dgst, rc, info.Size)
+}
+
+// CopyObject copies a small non-blob object (refs/, signatures/) from src to
+// the same key in s, server-side when the drivers allow it, else streamed.
+// Like PutObject it is create-once: ErrExists when s already has key, since
+// a pointer's meaning must never change; ErrNotFound when src lacks it.
+func (s *Store) CopyObject(ctx context.Context, src *Store, key string) error {
+	if cp, ok := s.d.(Copier); ok {
+		done, err := cp.CopyFrom(ctx, src.d, key)
+		if err != nil || done {
+			return err
+		}
+	}
+	rc, info, err := src.d.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return s.d.Put(ctx, key, rc, info.Size)
 }
 
 // verifier passes bytes through while hashing them and turns the final

@@ -508,13 +508,7 @@ func testDigestMismatch(t *testing.T, s *blob.Store, size int64) {
 
 func testInvalidDigest(t *testing.T, s *blob.Store) {
 	ctx := context.Background()
-	for _, h := range []v1.Hash{
-		{},
-		{Algorithm: "sha512", Hex: fmt.Sprintf("%0128x", 1)},
-		{Algorithm: "sha256", Hex: "abc"},
-		{Algorithm: "sha256", Hex: fmt.Sprintf("%064X", 255)},
-		{Algorithm: "sha256", Hex: "../../../../" + fmt.Sprintf("%052x", 1)},
-	} {
+	for _, h := range invalidDigests() {
 		if _, err := s.PutBlob(ctx, h, unreadable{t}, 0); !errors.Is(err, blob.ErrInvalidKey) {
 			t.Errorf("PutBlob(%q) = %v, want ErrInvalidKey", h, err)
 		}
@@ -524,6 +518,17 @@ func testInvalidDigest(t *testing.T, s *blob.Store) {
 		if _, err := s.StatBlob(ctx, h); !errors.Is(err, blob.ErrInvalidKey) {
 			t.Errorf("StatBlob(%q) = %v, want ErrInvalidKey", h, err)
 		}
+	}
+}
+
+// invalidDigests are digests the Store must refuse before touching a driver.
+func invalidDigests() []v1.Hash {
+	return []v1.Hash{
+		{},
+		{Algorithm: "sha512", Hex: fmt.Sprintf("%0128x", 1)},
+		{Algorithm: "sha256", Hex: "abc"},
+		{Algorithm: "sha256", Hex: fmt.Sprintf("%064X", 255)},
+		{Algorithm: "sha256", Hex: "../../../../" + fmt.Sprintf("%052x", 1)},
 	}
 }
 

@@ -118,3 +118,81 @@ func writeRandomFile(b *testing.B, path string, size int64) v1.Hash {
 	}
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
 }
+
+// BenchmarkCopyVsReadHash measures promotion of one blob between two
+// buckets of one server. "store" is Store.CopyBlob, which copies
+// server-side and checks only the size (the gate engine re-verifies digests
+// elsewhere). "baseline" is the promotion the issue started from: a raw
+// minio-go CopyObject followed by a streaming GET that hashes the copy. The
+// store case reports x-baseline, the baseline's time per copy divided by the
+// store's (above 1: CopyBlob is faster). Copies are deleted between
+// iterations (untimed).
+func BenchmarkCopyVsReadHash(b *testing.B) {
+	src, dst := newDriver(b), newDriver(b)
+	size := benchSize(b)
+	path := filepath.Join(b.TempDir(), "payload")
+	dgst := writeRandomFile(b, path, size)
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	srcStore, dstStore := blob.NewStore(src), blob.NewStore(dst)
+	_, err = srcStore.PutBlob(ctx, dgst, f, size)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.Remove(path) // the source bucket holds it now; spare the disk
+	key := blob.BlobKey(dgst)
+	remove := func(b *testing.B) {
+		b.StopTimer()
+		if err := dst.core.RemoveObject(ctx, dst.bucket, key, miniogo.RemoveObjectOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+
+	var basePerOp time.Duration
+	b.Run("baseline", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			srcOpt := miniogo.CopySrcOptions{Bucket: src.bucket, Object: key}
+			dstOpt := miniogo.CopyDestOptions{Bucket: dst.bucket, Object: key}
+			var err error
+			if size <= maxCopyPart {
+				_, err = dst.core.Client.CopyObject(ctx, dstOpt, srcOpt)
+			} else {
+				_, err = dst.core.Client.ComposeObject(ctx, dstOpt, srcOpt)
+			}
+			if err != nil {
+				b.Fatalf("CopyObject: %v", err)
+			}
+			obj, err := dst.core.Client.GetObject(ctx, dst.bucket, key, miniogo.GetObjectOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := sha256.New()
+			n, err := io.Copy(h, obj)
+			obj.Close()
+			if err != nil || n != size || hex.EncodeToString(h.Sum(nil)) != dgst.Hex {
+				b.Fatalf("read back %d bytes, err %v, digest match %v", n, err, hex.EncodeToString(h.Sum(nil)) == dgst.Hex)
+			}
+			remove(b)
+		}
+		basePerOp = b.Elapsed() / time.Duration(b.N)
+	})
+	b.Run("store", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			copied, err := dstStore.CopyBlob(ctx, srcStore, dgst)
+			if err != nil || !copied {
+				b.Fatalf("CopyBlob = %v, %v", copied, err)
+			}
+			remove(b)
+		}
+		if storePerOp := b.Elapsed() / time.Duration(b.N); basePerOp > 0 && storePerOp > 0 {
+			b.ReportMetric(float64(basePerOp)/float64(storePerOp), "x-baseline")
+		}
+	})
+}

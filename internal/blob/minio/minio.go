@@ -40,6 +40,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +57,12 @@ const (
 
 	minPartSize = 5 << 20 // S3 minimum for every part but the last
 	maxParts    = 10000   // S3 maximum parts per upload
+	maxCopyPart = 5 << 30 // S3 maximum for one part (and one CopyObject)
+	// defaultCopyPartSize is the range each UploadPartCopy request copies.
+	// Copy parts cost the service no memory, so they are much larger than
+	// upload parts; Concurrency of them run at once so that a large blob is
+	// copied by several server-side streams.
+	defaultCopyPartSize = 128 << 20
 	// abortTimeout bounds the clean-up of a failed upload, which runs even
 	// when the caller's context is already cancelled.
 	abortTimeout = 30 * time.Second
@@ -87,9 +94,28 @@ type Driver struct {
 	bucket   string
 	partSize int64
 	threads  int
+
+	// server identifies endpoint and credential, for CopyFrom: two drivers
+	// with equal servers can copy between their buckets server-side.
+	server server
+	// copyPartSize is the range of one UploadPartCopy request; a field so
+	// tests can force many parts on small objects.
+	copyPartSize int64
 }
 
-var _ blob.Driver = (*Driver)(nil)
+// server is what decides whether one request can read a bucket of one
+// driver and write a bucket of another: the same MinIO deployment, reached
+// the same way, with the same access key.
+type server struct {
+	endpoint  string
+	secure    bool
+	accessKey string
+}
+
+var (
+	_ blob.Driver = (*Driver)(nil)
+	_ blob.Copier = (*Driver)(nil)
+)
 
 // New connects to cfg.Endpoint and checks that the bucket exists, creating it
 // when cfg.CreateBucket is set. Failing here rather than on the first request
@@ -98,7 +124,13 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.Endpoint == "" || cfg.Bucket == "" {
 		return nil, errors.New("minio: endpoint and bucket are required")
 	}
-	d := &Driver{bucket: cfg.Bucket, partSize: cfg.PartSize, threads: cfg.Concurrency}
+	d := &Driver{
+		bucket:       cfg.Bucket,
+		partSize:     cfg.PartSize,
+		threads:      cfg.Concurrency,
+		server:       server{endpoint: strings.ToLower(cfg.Endpoint), secure: cfg.Secure, accessKey: cfg.AccessKey},
+		copyPartSize: defaultCopyPartSize,
+	}
 	if d.partSize == 0 {
 		d.partSize = DefaultPartSize
 	}
@@ -379,6 +411,115 @@ func (d *Driver) Stat(ctx context.Context, key string) (blob.Info, error) {
 		return blob.Info{}, fmt.Errorf("minio: stat %q: %w", key, mapErr(err))
 	}
 	return blob.Info{Key: key, Size: oi.Size}, nil
+}
+
+// CopyFrom implements blob.Copier: when src is a Driver on the same server
+// with the same access key, the object is copied by MinIO itself (no bytes
+// through this process), otherwise ok=false and the caller streams.
+//
+// The copy is always a multipart upload of UploadPartCopy ranges, even for
+// small objects, because create-once must hold: MinIO ignores If-None-Match
+// on CopyObject (observed: a second CopyObject onto an existing key with
+// If-None-Match: * succeeds and overwrites), while it enforces it on
+// CreateMultipartUpload and, atomically with publishing, on
+// CompleteMultipartUpload, exactly as Put relies on. minio-go's
+// ComposeObject is not used for the same reason Put avoids PutObject: it
+// cannot send the condition on completion (and it stats the sources with
+// context.Background()). Ranges run Concurrency at a time; on failure the
+// upload is aborted and nothing becomes visible.
+func (d *Driver) CopyFrom(ctx context.Context, src blob.Driver, key string) (bool, error) {
+	s, ok := src.(*Driver)
+	if !ok || s.server != d.server {
+		return false, nil
+	}
+	if err := blob.CheckKey(key); err != nil {
+		return false, err
+	}
+	oi, err := s.core.StatObject(ctx, s.bucket, key, miniogo.StatObjectOptions{})
+	if err != nil {
+		return false, fmt.Errorf("minio: copy %q: %w", key, mapErr(err))
+	}
+	if oi.Size == 0 {
+		// Nothing to copy, and a multipart upload cannot hold an empty
+		// range; a conditional empty PUT is the same object.
+		if err := d.Put(ctx, key, bytes.NewReader(nil), 0); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	if err := d.copyParts(ctx, s.bucket, key, oi.Size, oi.ETag); err != nil {
+		return false, fmt.Errorf("minio: copy %q from bucket %q: %w", key, s.bucket, err)
+	}
+	return true, nil
+}
+
+// copyParts copies size bytes of srcBucket/key into d's bucket under the same
+// key with conditional multipart copy. etag pins the source version: were
+// the source replaced mid-copy, ranges of two objects would be mixed.
+func (d *Driver) copyParts(ctx context.Context, srcBucket, key string, size int64, etag string) (err error) {
+	partSize := max(d.copyPartSize, (size+maxParts-1)/maxParts)
+	if partSize > maxCopyPart {
+		return fmt.Errorf("object of %d bytes is over the S3 limit of %d×%d", size, maxParts, int64(maxCopyPart))
+	}
+	id, err := d.core.NewMultipartUpload(ctx, d.bucket, key, createOnce())
+	if err != nil {
+		return mapErr(err)
+	}
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+			defer cancel()
+			if aerr := d.core.AbortMultipartUpload(actx, d.bucket, key, id); aerr != nil {
+				err = fmt.Errorf("%w (and aborting upload %s failed: %v)", err, id, aerr)
+			}
+		}
+	}()
+
+	n := int((size + partSize - 1) / partSize)
+	parts := make([]miniogo.CompletePart, n)
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, d.threads)
+		cond = map[string]string{"x-amz-copy-source-if-match": etag}
+	)
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-pctx.Done():
+		}
+		if pctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			off := int64(i) * partSize
+			p, perr := d.core.CopyObjectPart(pctx, srcBucket, key, d.bucket, key, id, i+1, off, min(partSize, size-off), cond)
+			if perr != nil {
+				if miniogo.ToErrorResponse(perr).StatusCode == http.StatusPreconditionFailed {
+					// The source condition failed, not our create-once one
+					// (that is checked on create and complete): not ErrExists.
+					perr = fmt.Errorf("source object changed during the copy: %w", perr)
+				} else {
+					perr = mapErr(perr)
+				}
+				cancel(fmt.Errorf("part %d: %w", i+1, perr))
+				return
+			}
+			parts[i] = p
+		})
+	}
+	wg.Wait()
+	if cause := context.Cause(pctx); cause != nil {
+		return cause
+	}
+	// As in Put: the condition is what makes a racing copy or upload of the
+	// same key fail here instead of being overwritten.
+	if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, key, id, parts, createOnce()); err != nil {
+		return mapErr(err)
+	}
+	return nil
 }
 
 // Ping implements blob.Driver: the server answers and the bucket is there.

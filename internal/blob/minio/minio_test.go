@@ -43,6 +43,13 @@ func newDriver(tb testing.TB) *Driver {
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
+	cleanupBucket(tb, d)
+	return d
+}
+
+// cleanupBucket removes d's bucket, with its contents and open uploads, when
+// the test ends.
+func cleanupBucket(tb testing.TB, d *Driver) {
 	tb.Cleanup(func() {
 		ctx := context.Background()
 		for obj := range d.core.Client.ListObjects(ctx, d.bucket, miniogo.ListObjectsOptions{Recursive: true}) {
@@ -59,7 +66,6 @@ func newDriver(tb testing.TB) *Driver {
 			tb.Errorf("removing test bucket %s: %v", d.bucket, err)
 		}
 	})
-	return d
 }
 
 func TestDriverSuite(t *testing.T) {
