@@ -19,6 +19,10 @@ import (
 // stored. (Candidate for registry's list of stable codes.)
 const CodeKeyExists = "key_exists"
 
+// CodeGateRunExists is returned when a gate run id is already stored.
+// (Candidate for registry's list of stable codes.)
+const CodeGateRunExists = "gate_run_exists"
+
 // dbError turns a database failure into a registry error. Failures that a
 // retry may cure (cancelled or timed-out contexts, lost connections, busy
 // databases) become Unavailable; anything else is Internal. The cause, which

@@ -1,5 +1,6 @@
-// Package metadata is stagegate's SQL store: the versions index, the audit
-// trail and API keys, in SQLite (embedded default) or PostgreSQL (scale).
+// Package metadata is stagegate's SQL store: the versions index, evidence,
+// approvals, releases, gate runs, the audit trail and API keys, in SQLite
+// (embedded default) or PostgreSQL (scale).
 //
 // One schema serves both, migrated by embedded, versioned goose migrations.
 // Everything that belongs to an environment is reached through an [Env]

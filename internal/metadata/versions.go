@@ -29,55 +29,15 @@ const versionColumns = `environment, name, version, original_version, kind, mani
 // Concurrent callers, in any number of processes, agree on one winner: the
 // unique constraint decides.
 func (e *Env) CommitVersion(ctx context.Context, rec registry.VersionRecord, ev audit.Event) (registry.VersionRecord, bool, error) {
-	if rec.Environment != e.env {
-		return registry.VersionRecord{}, false, internalf("commit version: record for environment %q through handle for %q", rec.Environment, e.env)
-	}
-	if rec.Name == "" || rec.Version == "" || rec.ManifestDigest.Algorithm == "" {
-		return registry.VersionRecord{}, false, internalf("commit version: name, version and manifest digest are required")
-	}
-	rec.CreatedAt = normTime(rec.CreatedAt)
-	files, err := toJSON(rec.Files)
-	if err != nil {
-		return registry.VersionRecord{}, false, internalf("commit version: encode files: %v", err)
-	}
-	labels, err := toJSON(rec.Labels)
-	if err != nil {
-		return registry.VersionRecord{}, false, internalf("commit version: encode labels: %v", err)
-	}
 	ev.Environment = e.env
-
 	var (
 		out     registry.VersionRecord
 		created bool
 	)
-	err = e.s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO versions (`+versionColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-			ON CONFLICT (environment, name, version) DO NOTHING`,
-			rec.Environment, rec.Name, rec.Version, rec.OriginalVersion, string(rec.Kind),
-			rec.ManifestDigest.String(), rec.ManifestSize, files, labels, rec.SourceCommit,
-			formatTime(rec.CreatedAt), rec.CreatedBy, ciTrust(rec.CISignature))
-		if err != nil {
-			return dbError("insert version", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return dbError("insert version", err)
-		}
-		out, created = rec, n == 1
-		if !created {
-			// Someone else committed name@version first; under READ
-			// COMMITTED (PostgreSQL) or the write lock (SQLite) it is visible.
-			existing, err := getVersion(ctx, tx, e.env, rec.Name, rec.Version)
-			if err != nil {
-				return err
-			}
-			if existing.ManifestDigest != rec.ManifestDigest {
-				return registry.Errorf(registry.Exists, registry.CodeVersionExists,
-					"%s@%s already exists in %s with different content", rec.Name, rec.Version, e.env).
-					WithDetails(map[string]string{"manifestDigest": existing.ManifestDigest.String()})
-			}
-			out = existing
+	err := e.s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if out, created, err = commitVersionTx(ctx, tx, e.env, rec); err != nil {
+			return err
 		}
 		// Signatures are about the manifest digest, which both outcomes
 		// share; a retry adds what a crashed attempt did not.
@@ -96,6 +56,60 @@ func (e *Env) CommitVersion(ctx context.Context, rec registry.VersionRecord, ev 
 		return registry.VersionRecord{}, false, err
 	}
 	return out, created, nil
+}
+
+// commitVersionTx is CommitVersion's rule for the version row, inside the
+// caller's transaction: insert rec, or accept an existing row of
+// name@version with the same manifest digest (created is then false), or
+// fail with an Exists error (code version_exists) when its digest differs;
+// the caller must then roll back. rec.Signatures are neither written nor
+// returned: signatures are the caller's to add.
+func commitVersionTx(ctx context.Context, tx querier, env string, rec registry.VersionRecord) (registry.VersionRecord, bool, error) {
+	if rec.Environment != env {
+		return registry.VersionRecord{}, false, internalf("commit version: record for environment %q through handle for %q", rec.Environment, env)
+	}
+	if rec.Name == "" || rec.Version == "" || rec.ManifestDigest.Algorithm == "" {
+		return registry.VersionRecord{}, false, internalf("commit version: name, version and manifest digest are required")
+	}
+	rec.CreatedAt = normTime(rec.CreatedAt)
+	rec.Signatures = nil
+	files, err := toJSON(rec.Files)
+	if err != nil {
+		return registry.VersionRecord{}, false, internalf("commit version: encode files: %v", err)
+	}
+	labels, err := toJSON(rec.Labels)
+	if err != nil {
+		return registry.VersionRecord{}, false, internalf("commit version: encode labels: %v", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions (`+versionColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (environment, name, version) DO NOTHING`,
+		rec.Environment, rec.Name, rec.Version, rec.OriginalVersion, string(rec.Kind),
+		rec.ManifestDigest.String(), rec.ManifestSize, files, labels, rec.SourceCommit,
+		formatTime(rec.CreatedAt), rec.CreatedBy, ciTrust(rec.CISignature))
+	if err != nil {
+		return registry.VersionRecord{}, false, dbError("insert version", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return registry.VersionRecord{}, false, dbError("insert version", err)
+	}
+	if n == 1 {
+		return rec, true, nil
+	}
+	// Someone else committed name@version first; under READ COMMITTED
+	// (PostgreSQL) or the write lock (SQLite) it is visible.
+	existing, err := scanVersion(tx.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM versions
+		WHERE environment = $1 AND name = $2 AND version = $3`, env, rec.Name, rec.Version))
+	if err != nil {
+		return registry.VersionRecord{}, false, dbError("get version", err)
+	}
+	if existing.ManifestDigest != rec.ManifestDigest {
+		return registry.VersionRecord{}, false, registry.Errorf(registry.Exists, registry.CodeVersionExists,
+			"%s@%s already exists in %s with different content", rec.Name, rec.Version, env).
+			WithDetails(map[string]string{"manifestDigest": existing.ManifestDigest.String()})
+	}
+	return existing, false, nil
 }
 
 // GetVersion returns name@version (canonical version) in e's environment,

@@ -49,6 +49,18 @@ func RunStoreSuite(t *testing.T, open func(t *testing.T) *metadata.Store) {
 		{"KeyWrongEnvironment", testKeyWrongEnvironment},
 		{"CancelledContext", testCancelledContext},
 		{"Signatures", testSignatures},
+		{"Evidence", testEvidence},
+		{"EvidenceRefused", testEvidenceRefused},
+		{"Approvals", testApprovals},
+		{"GateRuns", testGateRuns},
+		{"NoReleases", testNoReleases},
+		{"PromotionChain", testPromotionChain},
+		{"PromotionIdempotent", testPromotionIdempotent},
+		{"PromotionConflictWritesNothing", testPromotionConflict},
+		{"PromotionRefused", testPromotionRefused},
+		{"PromotionConcurrentIdentical", testPromotionConcurrentIdentical},
+		{"PromotionConcurrentVersions", testPromotionConcurrentVersions},
+		{"ReleaseIsolation", testReleaseIsolation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
@@ -909,6 +921,12 @@ func testCancelledContext(t *testing.T, s *metadata.Store) {
 		}},
 		{"QueryAudit", func() error { _, err := dev.QueryAudit(ctx, audit.Filter{}); return err }},
 		{"AppendAudit", func() error { _, err := dev.AppendAudit(ctx, event("x", "y")); return err }},
+		{"CommitPromotion", func() error {
+			_, _, err := dev.CommitPromotion(ctx, promotion("dev", "a", "1.0.0", 1))
+			return err
+		}},
+		{"CurrentRelease", func() error { _, err := dev.CurrentRelease(ctx, "a"); return err }},
+		{"ListEvidence", func() error { _, err := dev.ListEvidence(ctx, "a", "1.0.0"); return err }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
