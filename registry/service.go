@@ -315,40 +315,45 @@ func SignatureKey(manifest v1.Hash, keyID string) string {
 const maxSignatureSize = 4096
 
 // signManifest returns the environment's signature over the manifest bytes.
-// The signature is written to the bucket before the version is committed,
-// create-once: ECDSA signatures differ on every call, so a retry adopts the
-// stored one and every copy of the record names the same bytes.
 func (s *Service) signManifest(ctx context.Context, e *Environment, built Built) (Signature, error) {
-	keyID := e.Signer.KeyID()
-	key := SignatureKey(built.ManifestDigest, keyID)
-	sig := Signature{Role: SignedByEnvironment, KeyID: keyID, Subject: SubjectManifest, Trusted: true, CreatedAt: s.now().UTC()}
-	stored, err := e.Blobs.GetObject(ctx, key, maxSignatureSize)
-	if err == nil {
-		sig.Signature = string(stored)
-		return sig, nil
-	}
-	if !errors.Is(err, blob.ErrNotFound) {
-		return Signature{}, storageError(err)
-	}
-	b64, err := e.Signer.SignBlob(built.Manifest)
-	if err != nil {
-		return Signature{}, Errorf(Internal, CodeInternal, "signing failed").WithCause(err)
-	}
-	switch err := e.Blobs.PutObject(ctx, key, []byte(b64)); {
-	case errors.Is(err, blob.ErrExists):
-		return s.signManifest(ctx, e, built)
-	case err != nil:
-		return Signature{}, storageError(err)
-	}
-	sig.Signature = b64
-	return sig, nil
+	return SignManifest(ctx, e.Blobs, e.Signer, built.ManifestDigest, built.Manifest, s.now())
 }
 
-// checkCISignatures verifies the publisher's CI signatures against the
-// environment's trusted CI keys. The version is "trusted" when a trusted key
-// signed the manifest, or signed every file; "untrusted" when signatures were
-// given but that does not hold; "absent" when none were given. A signature
-// that does not verify is kept (untrusted) so the gate can say why.
+// SignManifest returns signer's signature over manifest, stored in the
+// bucket create-once before any record names it: ECDSA signatures differ on
+// every call, so a retry (or a concurrent publish or promotion) adopts the
+// stored one and every copy of the record names the same bytes.
+func SignManifest(ctx context.Context, blobs Blobs, signer ManifestSigner, digest v1.Hash, manifest []byte, now time.Time) (Signature, error) {
+	keyID := signer.KeyID()
+	key := SignatureKey(digest, keyID)
+	sig := Signature{Role: SignedByEnvironment, KeyID: keyID, Subject: SubjectManifest, Trusted: true, CreatedAt: now.UTC()}
+	for attempt := 0; attempt < 2; attempt++ {
+		stored, err := blobs.GetObject(ctx, key, maxSignatureSize)
+		if err == nil {
+			sig.Signature = string(stored)
+			return sig, nil
+		}
+		if !errors.Is(err, blob.ErrNotFound) {
+			return Signature{}, storageError(err)
+		}
+		b64, err := signer.SignBlob(manifest)
+		if err != nil {
+			return Signature{}, Errorf(Internal, CodeInternal, "signing failed").WithCause(err)
+		}
+		switch err := blobs.PutObject(ctx, key, []byte(b64)); {
+		case err == nil:
+			sig.Signature = b64
+			return sig, nil
+		case !errors.Is(err, blob.ErrExists):
+			return Signature{}, storageError(err)
+		}
+		// Lost a race to another signer: read back the winner's signature.
+	}
+	return Signature{}, Errorf(Unavailable, CodeUnavailable, "signature object for %s keeps changing", digest)
+}
+
+// checkCISignatures validates the publisher's CI signatures and judges them
+// against the environment's trusted CI keys (see JudgeCISignatures).
 func (s *Service) checkCISignatures(e *Environment, built Built, files []File, in []CISignature) ([]Signature, CITrust, error) {
 	if len(in) == 0 {
 		return nil, CIAbsent, nil
@@ -356,13 +361,12 @@ func (s *Service) checkCISignatures(e *Environment, built Built, files []File, i
 	if len(in) > len(files)+1 {
 		return nil, "", Errorf(Invalid, CodeInvalidRequest, "more CI signatures than subjects")
 	}
-	byPath := make(map[string]File, len(files))
+	byPath := make(map[string]bool, len(files))
 	for _, f := range files {
-		byPath[f.Path] = f
+		byPath[f.Path] = true
 	}
 	seen := map[string]bool{}
-	out := make([]Signature, 0, len(in))
-	manifestTrusted, filesTrusted := false, 0
+	sigs := make([]Signature, 0, len(in))
 	for _, cs := range in {
 		if seen[cs.Subject] {
 			return nil, "", Errorf(Invalid, CodeInvalidRequest, "two CI signatures for %q", truncate(cs.Subject))
@@ -372,34 +376,61 @@ func (s *Service) checkCISignatures(e *Environment, built Built, files []File, i
 		if sigText == "" || len(sigText) > maxSignatureSize {
 			return nil, "", Errorf(Invalid, CodeInvalidRequest, "CI signature for %q is empty or longer than %d bytes", truncate(cs.Subject), maxSignatureSize)
 		}
-		f, isFile := byPath[cs.Subject]
-		if cs.Subject != SubjectManifest && !isFile {
+		if cs.Subject != SubjectManifest && !byPath[cs.Subject] {
 			return nil, "", Errorf(Invalid, CodeInvalidRequest, "CI signature for %q: not %q nor a file of this version", truncate(cs.Subject), SubjectManifest)
 		}
-		sig := Signature{Role: SignedByCI, Subject: cs.Subject, Signature: sigText, CreatedAt: s.now().UTC()}
-		if e.TrustedCI != nil {
+		sigs = append(sigs, Signature{Role: SignedByCI, Subject: cs.Subject, Signature: sigText, CreatedAt: s.now().UTC()})
+	}
+	judged, trust := JudgeCISignatures(e.TrustedCI, built.Manifest, files, sigs)
+	return judged, trust, nil
+}
+
+// JudgeCISignatures checks CI signatures against trusted keys (nil trusts
+// none) and returns them with KeyID and Trusted set. The content is
+// "trusted" when a trusted key signed the manifest, or signed every file;
+// "untrusted" when signatures exist but that does not hold; "absent" when
+// there are none. Signatures that do not verify are kept, untrusted, so a
+// gate can say why. Promotion calls it again with the target's keys.
+func JudgeCISignatures(keys CIKeys, manifest []byte, files []File, sigs []Signature) ([]Signature, CITrust) {
+	digests := make(map[string]string, len(files))
+	for _, f := range files {
+		digests[f.Path] = f.Digest.String()
+	}
+	var out []Signature
+	manifestTrusted, filesTrusted := false, map[string]bool{}
+	for _, sig := range sigs {
+		if sig.Role != SignedByCI {
+			continue
+		}
+		sig.KeyID, sig.Trusted = "", false
+		if keys != nil {
 			var keyID string
 			var err error
-			if isFile {
-				keyID, err = e.TrustedCI.IdentifyDigest(f.Digest.String(), sigText)
+			if sig.Subject == SubjectManifest {
+				keyID, err = keys.Identify(manifest, sig.Signature)
+			} else if d, ok := digests[sig.Subject]; ok {
+				keyID, err = keys.IdentifyDigest(d, sig.Signature)
 			} else {
-				keyID, err = e.TrustedCI.Identify(built.Manifest, sigText)
+				err = errors.New("unknown subject")
 			}
 			if err == nil {
 				sig.KeyID, sig.Trusted = keyID, true
-				if isFile {
-					filesTrusted++
-				} else {
+				if sig.Subject == SubjectManifest {
 					manifestTrusted = true
+				} else {
+					filesTrusted[sig.Subject] = true
 				}
 			}
 		}
 		out = append(out, sig)
 	}
-	if manifestTrusted || filesTrusted == len(files) {
-		return out, CITrusted, nil
+	switch {
+	case len(out) == 0:
+		return nil, CIAbsent
+	case manifestTrusted || len(filesTrusted) == len(files):
+		return out, CITrusted
 	}
-	return out, CIUntrusted, nil
+	return out, CIUntrusted
 }
 
 // RefKey is the bucket key of the pointer from name@version to its manifest.

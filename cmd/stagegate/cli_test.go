@@ -122,3 +122,54 @@ func TestCLIPushPull(t *testing.T) {
 		t.Fatalf("missing token: exit %d, want %d", code, exitUsage)
 	}
 }
+
+// TestCLIPromoteExitCodes: a refused promotion prints the check table and
+// exits 3; an error exits 1; a passing one exits 0.
+func TestCLIPromoteExitCodes(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir = dataDir
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer srv.Close()
+	defer hs.Close()
+	key := func(env, role string) map[string]string {
+		_, out, _ := runCLI(t, nil, "keys", "create", "--data-dir", dataDir, "--env", env, "--role", role, "--name", env+"-"+role)
+		return map[string]string{"STAGEGATE_URL": hs.URL, "STAGEGATE_TOKEN": strings.TrimSpace(out)}
+	}
+	pub, promoter := key("dev", "publisher"), key("staging", "promoter")
+	src := t.TempDir()
+	weights := filepath.Join(src, "weights.onnx")
+	if err := os.WriteFile(weights, []byte("onnx bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, pub, "push", "scorer@1.0.0", "--kind", "model", weights); code != 0 {
+		t.Fatalf("push: %s", errOut)
+	}
+	code, out, errOut := runCLI(t, promoter, "promote", "scorer@1.0.0", "--to", "staging")
+	if code != exitGateFailed || !strings.Contains(out, "required-evidence") || !strings.Contains(out, "FAILED") || !strings.Contains(errOut, "gate_failed") {
+		t.Fatalf("refused promotion: exit %d\n%s\n%s", code, out, errOut)
+	}
+	junit := filepath.Join(src, "junit.xml")
+	if err := os.WriteFile(junit, []byte(`<testsuite tests="1"><testcase name="ok"/></testsuite>`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, pub, "evidence", "add", "scorer@1.0.0", "--type", "junit", junit); code != 0 {
+		t.Fatalf("evidence add: %s", errOut)
+	}
+	if code, out, errOut := runCLI(t, promoter, "promote", "scorer@1.0.0", "--to", "staging", "--dry-run"); code != 0 || !strings.Contains(out, "dry run") {
+		t.Fatalf("dry run: %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, promoter, "promote", "scorer@1.0.0", "--to", "staging", "--reason", "green"); code != 0 || !strings.Contains(out, "promoted scorer@1.0.0 into staging") {
+		t.Fatalf("promote: %d %s %s", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, promoter, "history", "scorer", "--env", "staging"); code != 0 || !strings.Contains(out, "promotion") {
+		t.Fatalf("history: %d %s", code, out)
+	}
+	if code, _, _ := runCLI(t, promoter, "promote", "missing@1.0.0", "--to", "staging"); code != exitError {
+		t.Fatalf("promoting a missing version: exit %d, want %d", code, exitError)
+	}
+}

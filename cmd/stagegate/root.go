@@ -56,7 +56,7 @@ func (c *cli) rootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(c.serveCommand(), c.keysCommand(), c.pushCommand(), c.pullCommand(),
 		c.versionsCommand(), c.artifactsCommand(), c.showCommand(), c.resolveCommand(), c.auditCommand(), c.whoamiCommand(),
-		c.verifyCommand())
+		c.verifyCommand(), c.promoteCommand(), c.approveCommand(), c.evidenceCommand(), c.historyCommand())
 	return root
 }
 
@@ -105,6 +105,11 @@ func (c *cli) reportError(err error) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		code = exitUsage
+	}
+	var refused gateRefused
+	if errors.As(err, &refused) {
+		fmt.Fprintf(c.stderr, "stagegate: %s: %s\n", refused.Code, refused.Message)
+		return exitGateFailed
 	}
 	var ae *client.APIError
 	if errors.As(err, &ae) {

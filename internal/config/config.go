@@ -38,6 +38,10 @@ type Environment struct {
 	MinIO *MinIOCredentials `yaml:"minio"`
 	// Signing configures the environment's cosign key and trusted CI keys.
 	Signing Signing `yaml:"signing"`
+	// Policy is the gate policy file for promotions into this environment.
+	// Empty: the embedded default for staging and prod; for other names a
+	// minimal policy (promotion order and digest integrity).
+	Policy string `yaml:"policy"`
 }
 
 // DefaultPasswordEnv names the variable holding key passwords when an

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stagegate/stagegate/audit"
 	"github.com/stagegate/stagegate/internal/auth"
+	"github.com/stagegate/stagegate/promotion"
 	"github.com/stagegate/stagegate/registry"
 )
 
@@ -33,11 +34,12 @@ type AuditLog interface {
 
 // API holds the dependencies of the HTTP layer.
 type API struct {
-	Registry *registry.Service
-	Auth     *auth.Authenticator
-	Audit    AuditLog
-	Keys     func(env string) auth.KeyAdmin
-	Ready    func(ctx context.Context) error
+	Registry   *registry.Service
+	Promotions *promotion.Service
+	Auth       *auth.Authenticator
+	Audit      AuditLog
+	Keys       func(env string) auth.KeyAdmin
+	Ready      func(ctx context.Context) error
 	// PublicKey returns the PEM public key and key id that sign env's manifests.
 	PublicKey func(env string) (pem []byte, keyID string, ok bool)
 	Logger    *slog.Logger
@@ -81,6 +83,10 @@ func (a *API) Handler() http.Handler {
 	env.GET("/artifacts/*rest", a.handle(auth.PermRead, "", a.getArtifactPath))
 	env.HEAD("/artifacts/*rest", a.handle(auth.PermRead, "", a.getArtifactPath))
 	env.PUT("/artifacts/*rest", a.handle(auth.PermPublish, audit.ActionPublish, a.putArtifactPath))
+	env.POST("/artifacts/*rest", a.handle(auth.PermApprove, promotion.ActionApprove, a.postArtifactPath))
+	env.POST("/promotions", a.handle(auth.PermPromote, promotion.ActionPromote, a.promote))
+	env.GET("/gate-runs/:id", a.handle(auth.PermRead, "", a.gateRun))
+	v1.GET("/gate-runs/:id", a.handle(auth.PermRead, "", a.gateRun))
 	env.HEAD("/blobs/:digest", a.handle(auth.PermRead, "", a.headBlob))
 	env.PUT("/blobs/:digest", a.handle(auth.PermPublish, audit.ActionBlobUpload, a.putBlob))
 	env.GET("/audit", a.handle(auth.PermRead, "", a.queryAudit))
@@ -95,7 +101,7 @@ type request struct {
 	env       string // the environment named by the URL, equal to the principal's
 	principal auth.Principal
 	actor     audit.Actor
-	action    string // the audited action of this route ("" for reads)
+	action    string // the audited action ("" for reads); a handler may refine it
 	target    string // set by the handler for audit records
 	audited   bool   // the handler recorded its success itself (transactionally)
 }
@@ -134,11 +140,11 @@ func (a *API) handle(perm auth.Permission, action string, h handlerFunc) gin.Han
 			}
 		}
 		if err := h(c, req); err != nil {
-			a.fail(c, req, action, err)
+			a.fail(c, req, req.action, err)
 			return
 		}
-		if action != "" && !req.audited {
-			ev := req.actor.Event(req.env, action, req.target, audit.Success)
+		if req.action != "" && !req.audited {
+			ev := req.actor.Event(req.env, req.action, req.target, audit.Success)
 			a.record(c, ev)
 		}
 	}

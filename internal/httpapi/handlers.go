@@ -52,6 +52,9 @@ func (a *API) getArtifactPath(c *gin.Context, req *request) error {
 	if err != nil {
 		return err
 	}
+	if handled, err := a.getPromotionPath(c, req, name, op); handled {
+		return err
+	}
 	switch {
 	case len(op) == 1 && op[0] == "versions":
 		versions, err := a.Registry.ListVersions(ctx, req.env, name)
@@ -133,8 +136,13 @@ func (a *API) putArtifactPath(c *gin.Context, req *request) error {
 	if err != nil {
 		return err
 	}
+	if len(op) == 3 && op[0] == "versions" {
+		if typ, ok := evidenceType(op[2]); ok {
+			return a.putEvidence(c, req, name, op[1], typ)
+		}
+	}
 	if len(op) != 2 || op[0] != "versions" {
-		return registry.Errorf(registry.NotFound, registry.CodeNotFound, "no such route: PUT /artifacts/<name>/-/versions/<version>")
+		return registry.Errorf(registry.NotFound, registry.CodeNotFound, "no such route: PUT /artifacts/<name>/-/versions/<version>[/evidence/<type>]")
 	}
 	req.target = name + "@" + op[1]
 	var body publishBody

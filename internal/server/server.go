@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/audit"
+	"github.com/stagegate/stagegate/gates"
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/internal/blob"
 	"github.com/stagegate/stagegate/internal/blob/filesystem"
@@ -21,6 +22,7 @@ import (
 	"github.com/stagegate/stagegate/internal/config"
 	"github.com/stagegate/stagegate/internal/httpapi"
 	"github.com/stagegate/stagegate/internal/metadata"
+	"github.com/stagegate/stagegate/promotion"
 	"github.com/stagegate/stagegate/registry"
 )
 
@@ -35,9 +37,24 @@ type Server struct {
 	handler  http.Handler
 }
 
+// Option adjusts a Server.
+type Option func(*options)
+
+type options struct {
+	now func() time.Time
+}
+
+// WithClock replaces the clock (tests of soak times and approval expiry).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
 // New validates cfg, opens storage and metadata (creating buckets, directories
-// and schema when missing) and builds the HTTP handler.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
+// and schema when missing), loads keys and gate policies, and builds the HTTP
+// handler.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) (*Server, error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -50,11 +67,19 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	}
 	s := &Server{cfg: cfg, logger: logger, meta: meta, drivers: map[string]blob.Driver{}, keys: map[string]*envKeys{}}
 	envs := make([]registry.Environment, 0, len(cfg.Environments))
-	for _, e := range cfg.Environments {
+	promoEnvs := make([]*promotion.Environment, 0, len(cfg.Environments))
+	for i, e := range cfg.Environments {
 		keys, err := loadKeys(cfg, e, logger)
 		if err != nil {
 			meta.Close()
 			return nil, err
+		}
+		var policy *gates.Policy
+		if i > 0 {
+			if policy, err = loadPolicy(e); err != nil {
+				meta.Close()
+				return nil, err
+			}
 		}
 		d, err := openDriver(ctx, cfg, e)
 		if err != nil {
@@ -63,23 +88,33 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		}
 		s.drivers[e.Name] = d
 		s.keys[e.Name] = keys
-		env := registry.Environment{Name: e.Name, Blobs: blob.NewStore(d), Index: meta.Env(e.Name), Signer: keys.signer}
+		store := blob.NewStore(d)
+		env := registry.Environment{Name: e.Name, Blobs: store, Index: meta.Env(e.Name), Signer: keys.signer}
+		promo := &promotion.Environment{Name: e.Name, Index: promotionIndex{meta.Env(e.Name)}, Blobs: store, Signer: keys.signer, Policy: policy}
 		if keys.trustedCI != nil {
 			env.TrustedCI = keys.trustedCI
+			promo.TrustedCI = keys.trustedCI
 		}
 		envs = append(envs, env)
+		promoEnvs = append(promoEnvs, promo)
 	}
-	s.registry, err = registry.NewService(envs, registry.Limits{MaxFileSize: int64(cfg.Limits.MaxFileSize), MaxFiles: cfg.Limits.MaxFiles}, time.Now)
+	s.registry, err = registry.NewService(envs, registry.Limits{MaxFileSize: int64(cfg.Limits.MaxFileSize), MaxFiles: cfg.Limits.MaxFiles}, o.now)
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	promotions, err := promotion.New(promoEnvs, o.now)
 	if err != nil {
 		meta.Close()
 		return nil, err
 	}
 	api := &httpapi.API{
-		Registry: s.registry,
-		Auth:     auth.NewAuthenticator(meta),
-		Audit:    auditLog{meta},
-		Keys:     func(env string) auth.KeyAdmin { return meta.Env(env) },
-		Ready:    s.Ready,
+		Registry:   s.registry,
+		Promotions: promotions,
+		Auth:       auth.NewAuthenticator(meta),
+		Audit:      auditLog{meta},
+		Keys:       func(env string) auth.KeyAdmin { return meta.Env(env) },
+		Ready:      s.Ready,
 		PublicKey: func(env string) ([]byte, string, bool) {
 			k, ok := s.keys[env]
 			if !ok {

@@ -59,7 +59,7 @@ func randomSuffix(t testing.TB) string {
 	return hex.EncodeToString(b[:])
 }
 
-func newStack(t testing.TB, kind string, tweak func(*config.Config)) *stack {
+func newStack(t testing.TB, kind string, tweak func(*config.Config), opts ...server.Option) *stack {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -77,7 +77,7 @@ func newStack(t testing.TB, kind string, tweak func(*config.Config)) *stack {
 		tweak(&cfg)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(context.Background(), cfg, logger)
+	srv, err := server.New(context.Background(), cfg, logger, opts...)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -1,0 +1,88 @@
+package registry
+
+import (
+	"encoding/json"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Evidence types that CI attaches to a version.
+const (
+	EvidenceJUnit      = "junit"
+	EvidenceMetrics    = "metrics"
+	EvidenceProvenance = "provenance"
+)
+
+// Evidence is a document attached to a version (test report, metrics,
+// provenance). It is immutable per (version, type, digest), stored as a blob
+// in the environment's bucket, and travels with the version on promotion.
+type Evidence struct {
+	Environment    string    `json:"environment"`
+	Name           string    `json:"name"`
+	Version        string    `json:"version"`
+	ManifestDigest v1.Hash   `json:"manifestDigest"`
+	Type           string    `json:"type"`
+	Digest         v1.Hash   `json:"digest"`
+	Size           int64     `json:"size"`
+	MediaType      string    `json:"mediaType"`
+	CreatedAt      time.Time `json:"createdAt"`
+	CreatedBy      string    `json:"createdBy"`
+}
+
+// Approval is one approver's consent to promote a version into an
+// environment. Approvals are appended, never changed; gates count the
+// distinct, unexpired ones.
+type Approval struct {
+	Environment    string    `json:"environment"`
+	Name           string    `json:"name"`
+	Version        string    `json:"version"`
+	ManifestDigest v1.Hash   `json:"manifestDigest"`
+	Actor          string    `json:"actor"`
+	CredentialID   string    `json:"credentialId"`
+	Role           string    `json:"role"`
+	Comment        string    `json:"comment,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+// Release actions.
+const (
+	ReleasePromotion = "promotion"
+	ReleaseRollback  = "rollback"
+)
+
+// Release is the fact that an environment serves name@version from
+// CreatedAt on. Releases are append-only; the current release of a name is
+// its newest.
+type Release struct {
+	ID             int64     `json:"id"`
+	Environment    string    `json:"environment"`
+	Name           string    `json:"name"`
+	Version        string    `json:"version"`
+	ManifestDigest v1.Hash   `json:"manifestDigest"`
+	Action         string    `json:"action"`
+	Source         string    `json:"source,omitempty"` // environment promoted from
+	PreviousID     int64     `json:"previousId,omitempty"`
+	Actor          string    `json:"actor"`
+	Reason         string    `json:"reason,omitempty"`
+	GateRunID      string    `json:"gateRunId,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+// GateRun is one stored evaluation of a policy for a promotion (or a dry
+// run): what was asked, which policy decided, and the full report.
+type GateRun struct {
+	ID             string          `json:"id"`
+	Environment    string          `json:"environment"` // target
+	Source         string          `json:"source"`
+	Name           string          `json:"name"`
+	Version        string          `json:"version"`
+	ManifestDigest v1.Hash         `json:"manifestDigest"`
+	PolicyDigest   string          `json:"policyDigest"`
+	Passed         bool            `json:"passed"`
+	DryRun         bool            `json:"dryRun"`
+	Actor          string          `json:"actor"`
+	StartedAt      time.Time       `json:"startedAt"`
+	DurationMS     int64           `json:"durationMs"`
+	Report         json.RawMessage `json:"report"`
+}
