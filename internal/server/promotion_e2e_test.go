@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,6 +181,20 @@ func TestPromotionThroughGates(t *testing.T) {
 			}
 			if _, err := verifier.VerifyAttestation(envelope, rec.ManifestDigest.String(), promotion.PredicateType); err != nil {
 				t.Fatalf("gate attestation does not verify: %v", err)
+			}
+			if bin := os.Getenv("STAGEGATE_TEST_COSIGN"); bin != "" {
+				// The real cosign CLI verifies the gate attestation offline.
+				dir := t.TempDir()
+				for name, data := range map[string][]byte{"manifest.json": manifest, "att.json": envelope, "staging.pub": pem} {
+					if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				msg, err := runCosign(t, bin, dir, "", "verify-blob-attestation", "--key", "staging.pub", "--signature", "att.json",
+					"--type", promotion.PredicateType, "--insecure-ignore-tlog=true", "manifest.json")
+				if err != nil || !strings.Contains(msg, "Verified OK") {
+					t.Fatalf("cosign verify-blob-attestation: %v\n%s", err, msg)
+				}
 			}
 
 			// Skipping staging is refused.

@@ -28,6 +28,7 @@ type stack struct {
 	t   testing.TB
 	url string
 	srv *server.Server
+	cfg config.Config
 }
 
 // stackKinds lists the combinations every end-to-end test runs on: the
@@ -86,7 +87,7 @@ func newStack(t testing.TB, kind string, tweak func(*config.Config), opts ...ser
 		hs.Close()
 		srv.Close()
 	})
-	return &stack{t: t, url: hs.URL, srv: srv}
+	return &stack{t: t, url: hs.URL, srv: srv, cfg: cfg}
 }
 
 // freshPostgres creates a database for one test and drops it afterwards.
