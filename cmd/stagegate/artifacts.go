@@ -24,6 +24,16 @@ func splitRef(ref string) (name, version string, err error) {
 	return name, version, nil
 }
 
+// refClient parses NAME@VERSION and builds the API client: the first steps
+// of every verb that acts on one version.
+func (c *cli) refClient(ref string) (name, version string, cl *client.Client, err error) {
+	if name, version, err = splitRef(ref); err != nil {
+		return "", "", nil, err
+	}
+	cl, err = c.client()
+	return name, version, cl, err
+}
+
 // parseLabels parses repeated k=v flags.
 func parseLabels(kvs []string) (map[string]string, error) {
 	if len(kvs) == 0 {
@@ -148,11 +158,7 @@ func (c *cli) pullCommand() *cobra.Command {
 			if asJSON {
 				c.output = "json"
 			}
-			name, version, err := splitRef(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			name, version, cl, err := c.refClient(args[0])
 			if err != nil {
 				return err
 			}
@@ -283,11 +289,7 @@ func (c *cli) showCommand() *cobra.Command {
 		Short: "Show a version: manifest digest, files, labels, who published it and when",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, version, err := splitRef(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			name, version, cl, err := c.refClient(args[0])
 			if err != nil {
 				return err
 			}

@@ -31,8 +31,11 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, s
 	return code, stdout.String(), stderr.String()
 }
 
-func TestCLIPushPull(t *testing.T) {
-	dataDir := t.TempDir()
+// startServer runs the embedded default on a test HTTP server and returns
+// its data directory (for `keys create`) and URL.
+func startServer(t *testing.T) (dataDir, url string) {
+	t.Helper()
+	dataDir = t.TempDir()
 	cfg := config.Default()
 	cfg.DataDir = dataDir
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -40,8 +43,15 @@ func TestCLIPushPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	defer srv.Close()
-	defer hs.Close()
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+	})
+	return dataDir, hs.URL
+}
+
+func TestCLIPushPull(t *testing.T) {
+	dataDir, url := startServer(t)
 
 	code, out, errOut := runCLI(t, nil, "keys", "create", "--data-dir", dataDir, "--env", "dev", "--role", "publisher", "--name", "ci")
 	if code != 0 {
@@ -51,7 +61,7 @@ func TestCLIPushPull(t *testing.T) {
 	if strings.Count(out, "\n") != 1 || !strings.HasPrefix(token, "sgk_") {
 		t.Fatalf("keys create must print the token alone, got %q", out)
 	}
-	env := map[string]string{"STAGEGATE_URL": hs.URL, "STAGEGATE_TOKEN": token}
+	env := map[string]string{"STAGEGATE_URL": url, "STAGEGATE_TOKEN": token}
 
 	src := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(src, "shards"), 0o755); err != nil {
@@ -126,19 +136,10 @@ func TestCLIPushPull(t *testing.T) {
 // TestCLIPromoteExitCodes: a refused promotion prints the check table and
 // exits 3; an error exits 1; a passing one exits 0.
 func TestCLIPromoteExitCodes(t *testing.T) {
-	dataDir := t.TempDir()
-	cfg := config.Default()
-	cfg.DataDir = dataDir
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer srv.Close()
-	defer hs.Close()
+	dataDir, url := startServer(t)
 	key := func(env, role string) map[string]string {
 		_, out, _ := runCLI(t, nil, "keys", "create", "--data-dir", dataDir, "--env", env, "--role", role, "--name", env+"-"+role)
-		return map[string]string{"STAGEGATE_URL": hs.URL, "STAGEGATE_TOKEN": strings.TrimSpace(out)}
+		return map[string]string{"STAGEGATE_URL": url, "STAGEGATE_TOKEN": strings.TrimSpace(out)}
 	}
 	pub, promoter := key("dev", "publisher"), key("staging", "promoter")
 	src := t.TempDir()

@@ -25,11 +25,7 @@ func (c *cli) promoteCommand() *cobra.Command {
 			"Exit code 3 means a gate refused (the table says which check and why); 1 means an error.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, version, err := splitRef(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			name, version, cl, err := c.refClient(args[0])
 			if err != nil {
 				return err
 			}
@@ -97,11 +93,7 @@ func (c *cli) approveCommand() *cobra.Command {
 		Short: "Approve promoting a version into ENV (needs an approver key of ENV)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, version, err := splitRef(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			name, version, cl, err := c.refClient(args[0])
 			if err != nil {
 				return err
 			}

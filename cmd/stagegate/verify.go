@@ -32,11 +32,7 @@ func (c *cli) verifyCommand() *cobra.Command {
 			"every file and checks its size and sha256 against the manifest.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, version, err := splitRef(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			name, version, cl, err := c.refClient(args[0])
 			if err != nil {
 				return err
 			}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	miniogo "github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/stagegate/stagegate/client"
 	"github.com/stagegate/stagegate/internal/auth"
@@ -28,27 +27,13 @@ import (
 //
 //	STAGEGATE_BENCH_SIZE=1GiB go test -run '^$' -bench PromoteVsCopyAndHash -benchtime 1x ./internal/server/
 func BenchmarkPromoteVsCopyAndHash(b *testing.B) {
-	if os.Getenv("STAGEGATE_TEST_MINIO_ENDPOINT") == "" || os.Getenv("STAGEGATE_TEST_POSTGRES_DSN") == "" {
-		b.Skip("needs STAGEGATE_TEST_MINIO_* and STAGEGATE_TEST_POSTGRES_DSN (scripts/test.sh sets them)")
-	}
-	size := int64(1 << 30)
-	if v := os.Getenv("STAGEGATE_BENCH_SIZE"); v != "" {
-		s, err := config.ParseSize(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = int64(s)
-	}
+	skipWithoutServices(b)
+	size := benchSize(b)
 	ctx := context.Background()
 	s := newStack(b, "minio+postgres", func(c *config.Config) { c.Limits.MaxFileSize = 1 << 40 })
 	pub := s.client(s.key("dev", auth.RolePublisher))
 	promoter := s.client(s.key("staging", auth.RolePromoter))
-	mc, err := miniogo.New(os.Getenv("STAGEGATE_TEST_MINIO_ENDPOINT"), &miniogo.Options{
-		Creds: credentials.NewStaticV4(os.Getenv("STAGEGATE_TEST_MINIO_ACCESS_KEY"), os.Getenv("STAGEGATE_TEST_MINIO_SECRET_KEY"), ""),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	mc := benchMinIO(b)
 	dst := "sg-bench-copy-" + randomSuffix(b)
 	if err := mc.MakeBucket(ctx, dst, miniogo.MakeBucketOptions{}); err != nil {
 		b.Fatal(err)

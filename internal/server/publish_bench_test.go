@@ -27,17 +27,8 @@ import (
 //
 //	STAGEGATE_BENCH_SIZE=1GiB go test -run '^$' -bench PublishVsDirectPut -benchtime 1x ./internal/server/
 func BenchmarkPublishVsDirectPut(b *testing.B) {
-	if os.Getenv("STAGEGATE_TEST_MINIO_ENDPOINT") == "" || os.Getenv("STAGEGATE_TEST_POSTGRES_DSN") == "" {
-		b.Skip("needs STAGEGATE_TEST_MINIO_* and STAGEGATE_TEST_POSTGRES_DSN (scripts/test.sh sets them)")
-	}
-	size := int64(1 << 30)
-	if v := os.Getenv("STAGEGATE_BENCH_SIZE"); v != "" {
-		s, err := config.ParseSize(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = int64(s)
-	}
+	skipWithoutServices(b)
+	size := benchSize(b)
 	dir := b.TempDir()
 	path := filepath.Join(dir, "weights.bin")
 	f, err := os.Create(path)
@@ -51,12 +42,7 @@ func BenchmarkPublishVsDirectPut(b *testing.B) {
 
 	s := newStack(b, "minio+postgres", func(c *config.Config) { c.Limits.MaxFileSize = 1 << 40 })
 	pub := s.client(s.key("dev", auth.RolePublisher))
-	mc, err := miniogo.New(os.Getenv("STAGEGATE_TEST_MINIO_ENDPOINT"), &miniogo.Options{
-		Creds: credentials.NewStaticV4(os.Getenv("STAGEGATE_TEST_MINIO_ACCESS_KEY"), os.Getenv("STAGEGATE_TEST_MINIO_SECRET_KEY"), ""),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	mc := benchMinIO(b)
 	ctx := context.Background()
 	bucket := "sg-bench-direct-" + randomSuffix(b)
 	if err := mc.MakeBucket(ctx, bucket, miniogo.MakeBucketOptions{}); err != nil {
@@ -106,3 +92,36 @@ func appendByte(path string) error {
 	}
 	return f.Close()
 }
+
+// skipWithoutServices skips a benchmark that needs the real MinIO and
+// PostgreSQL of scripts/test.sh.
+func skipWithoutServices(b *testing.B) {
+	if os.Getenv("STAGEGATE_TEST_MINIO_ENDPOINT") == "" || os.Getenv("STAGEGATE_TEST_POSTGRES_DSN") == "" {
+		b.Skip("needs STAGEGATE_TEST_MINIO_* and STAGEGATE_TEST_POSTGRES_DSN (scripts/test.sh sets them)")
+	}
+}
+
+// benchSize is STAGEGATE_BENCH_SIZE, default 1GiB.
+func benchSize(b *testing.B) int64 {
+	v := os.Getenv("STAGEGATE_BENCH_SIZE")
+	if v == "" {
+		return 1 << 30
+	}
+	size, err := config.ParseSize(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return int64(size)
+}
+
+// benchMinIO is a plain minio-go client for the baselines.
+func benchMinIO(b *testing.B) *miniogo.Client {
+	mc, err := miniogo.New(os.Getenv("STAGEGATE_TEST_MINIO_ENDPOINT"), &miniogo.Options{
+		Creds: credentials.NewStaticV4(os.Getenv("STAGEGATE_TEST_MINIO_ACCESS_KEY"), os.Getenv("STAGEGATE_TEST_MINIO_SECRET_KEY"), ""),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return mc
+}
+
