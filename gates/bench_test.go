@@ -2,8 +2,11 @@ package gates
 
 import (
 	"context"
+	"crypto/sha256"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/stagegate/stagegate/registry"
 )
@@ -52,5 +55,20 @@ checks:
 	b.ReportAllocs()
 	for b.Loop() {
 		eng.Evaluate(ctx, p, s)
+	}
+}
+
+// BenchmarkBaselineDecodeAgentConfig is the floor under any gate run of the
+// same config: read it once, hash it and decode its YAML. Compare
+// BenchmarkEvaluateAgentConfig against it.
+func BenchmarkBaselineDecodeAgentConfig(b *testing.B) {
+	cfg := readFixture(b, "testdata/agent-config/valid/full.yaml")
+	b.ReportAllocs()
+	for b.Loop() {
+		sum := sha256.Sum256(cfg)
+		var doc map[string]any
+		if err := yaml.Unmarshal(cfg, &doc); err != nil || sum[0] == 0 && doc == nil {
+			b.Fatal(err)
+		}
 	}
 }
