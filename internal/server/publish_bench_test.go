@@ -124,4 +124,3 @@ func benchMinIO(b *testing.B) *miniogo.Client {
 	}
 	return mc
 }
-
