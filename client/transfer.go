@@ -179,7 +179,7 @@ func (c *Client) PullSignature(ctx context.Context, env string, rec registry.Ver
 	if err != nil {
 		return "", err
 	}
-	got := digestOf(manifest)
+	got := registry.DigestOf(manifest)
 	if got != rec.ManifestDigest {
 		return "", fmt.Errorf("manifest digest %s, want %s", got, rec.ManifestDigest)
 	}
@@ -198,11 +198,6 @@ func (c *Client) PullSignature(ctx context.Context, env string, rec registry.Ver
 		return "", err
 	}
 	return keyID, nil
-}
-
-func digestOf(b []byte) v1.Hash {
-	sum := sha256.Sum256(b)
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }
 
 func writeFileAtomic(path string, data []byte) error {

@@ -576,18 +576,7 @@ func (s *Service) Attestation(ctx context.Context, env, name, version string) ([
 }
 
 func getVersion(ctx context.Context, e *Environment, name, version string) (registry.VersionRecord, error) {
-	if _, err := registry.ParseName(name); err != nil {
-		return registry.VersionRecord{}, err
-	}
-	v, err := registry.ParseVersion(version)
-	if err != nil {
-		return registry.VersionRecord{}, err
-	}
-	rec, err := e.Index.GetVersion(ctx, name, v.Canonical)
-	if registry.KindOf(err) == registry.NotFound {
-		return registry.VersionRecord{}, registry.Errorf(registry.NotFound, registry.CodeVersionNotFound, "%s@%s does not exist in %s", name, v.Canonical, e.Name)
-	}
-	return rec, err
+	return registry.FindVersion(ctx, e.Index, e.Name, name, version)
 }
 
 func readBlob(ctx context.Context, b *blob.Store, d v1.Hash, max int64) ([]byte, error) {

@@ -555,6 +555,18 @@ func (s *Service) GetVersion(ctx context.Context, env, name, version string) (Ve
 }
 
 func (s *Service) getVersion(ctx context.Context, e *Environment, name, version string) (VersionRecord, error) {
+	return FindVersion(ctx, e.Index, e.Name, name, version)
+}
+
+// VersionGetter reads one version of an environment's index.
+type VersionGetter interface {
+	GetVersion(ctx context.Context, name, version string) (VersionRecord, error)
+}
+
+// FindVersion validates name and version, looks up the canonical version in
+// idx (the index of environment env), and reports a missing one as
+// NotFound/version_not_found naming the environment.
+func FindVersion(ctx context.Context, idx VersionGetter, env, name, version string) (VersionRecord, error) {
 	if _, err := ParseName(name); err != nil {
 		return VersionRecord{}, err
 	}
@@ -562,10 +574,10 @@ func (s *Service) getVersion(ctx context.Context, e *Environment, name, version 
 	if err != nil {
 		return VersionRecord{}, err
 	}
-	rec, err := e.Index.GetVersion(ctx, name, ver.Canonical)
+	rec, err := idx.GetVersion(ctx, name, ver.Canonical)
 	if err != nil {
 		if KindOf(err) == NotFound {
-			return VersionRecord{}, Errorf(NotFound, CodeVersionNotFound, "%s@%s does not exist in %s", name, ver.Canonical, e.Name)
+			return VersionRecord{}, Errorf(NotFound, CodeVersionNotFound, "%s@%s does not exist in %s", name, ver.Canonical, env)
 		}
 		return VersionRecord{}, err
 	}

@@ -18,8 +18,6 @@ import (
 // envKeys are one environment's loaded keys.
 type envKeys struct {
 	signer *signing.Signer
-	// verify holds the signing key and every older verification key.
-	verify *signing.Keyring
 	// trustedCI is nil when no CI key is trusted.
 	trustedCI *signing.Keyring
 }
@@ -67,11 +65,12 @@ func loadKeys(cfg config.Config, e config.Environment, logger *slog.Logger) (*en
 		}
 		pems = append(pems, pem)
 	}
-	verify, err := signing.NewKeyring(pems...)
-	if err != nil {
+	// Loaded only to refuse a bad rotation key at start-up; no request
+	// path verifies with older keys yet.
+	if _, err := signing.NewKeyring(pems...); err != nil {
 		return nil, fmt.Errorf("environment %s: verification keys: %w", e.Name, err)
 	}
-	keys := &envKeys{signer: signer, verify: verify}
+	keys := &envKeys{signer: signer}
 	if len(sg.TrustedCIKeys) > 0 {
 		var ci [][]byte
 		for _, p := range sg.TrustedCIKeys {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stagegate/stagegate/client"
 	"github.com/stagegate/stagegate/internal/auth"
@@ -48,11 +44,6 @@ func randomBytes(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func digestOf(b []byte) v1.Hash {
-	sum := sha256.Sum256(b)
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }
 
 func push(t *testing.T, cl *client.Client, env, ref, kind string, files map[string][]byte) (client.PublishResponse, error) {
@@ -128,8 +119,8 @@ func TestPublishAndRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if digestOf(raw) != res.Version.ManifestDigest {
-			t.Fatalf("manifest bytes hash to %s, want %s", digestOf(raw), res.Version.ManifestDigest)
+		if registry.DigestOf(raw) != res.Version.ManifestDigest {
+			t.Fatalf("manifest bytes hash to %s, want %s", registry.DigestOf(raw), res.Version.ManifestDigest)
 		}
 		m, files, err := registry.ParseManifest(raw)
 		if err != nil {
@@ -214,7 +205,7 @@ func TestEnvironmentSeparation(t *testing.T) {
 		if _, err := push(t, s.client(devAdmin), "dev", "agent@1.0.0", "agent-config", map[string][]byte{"agent.yaml": []byte("model: x\n")}); err != nil {
 			t.Fatal(err)
 		}
-		dgst := digestOf([]byte("model: x\n")).String()
+		dgst := registry.DigestOf([]byte("model: x\n")).String()
 		routes := []struct{ method, path, body string }{
 			{"GET", "/artifacts", ""},
 			{"GET", "/artifacts/agent/-/versions", ""},
@@ -307,7 +298,7 @@ func TestPublishOnlyIntoFirstEnvironment(t *testing.T) {
 		_, err := push(t, staging, "staging", "agent@1.0.0", "agent-config", map[string][]byte{"a.yaml": []byte("a: 1")})
 		wantAPIError(t, err, http.StatusForbidden, registry.CodePublishNotFirst)
 		_, err = staging.Publish(context.Background(), "staging", "agent", "1.0.0", client.PublishRequest{Kind: "agent-config",
-			Files: []registry.File{{Path: "a.yaml", Digest: digestOf([]byte("a: 1")), Size: 4}}})
+			Files: []registry.File{{Path: "a.yaml", Digest: registry.DigestOf([]byte("a: 1")), Size: 4}}})
 		wantAPIError(t, err, http.StatusForbidden, registry.CodePublishNotFirst)
 	})
 }
@@ -320,7 +311,7 @@ func TestInterruptedUploadInvisible(t *testing.T) {
 		token := s.key("dev", auth.RolePublisher)
 		pub := s.client(token)
 		data := randomBytes(t, 8<<20)
-		dgst := digestOf(data)
+		dgst := registry.DigestOf(data)
 
 		u, _ := url.Parse(s.url)
 		conn, err := net.Dial("tcp", u.Host)
@@ -386,10 +377,10 @@ func TestConcurrentPublishOneWinner(t *testing.T) {
 		reqs := make([]client.PublishRequest, n)
 		for i := range contents {
 			contents[i] = []byte(fmt.Sprintf("weights of candidate %d", i))
-			if _, err := pub.UploadBlob(ctx, "dev", digestOf(contents[i]), bytes.NewReader(contents[i]), int64(len(contents[i]))); err != nil {
+			if _, err := pub.UploadBlob(ctx, "dev", registry.DigestOf(contents[i]), bytes.NewReader(contents[i]), int64(len(contents[i]))); err != nil {
 				t.Fatal(err)
 			}
-			reqs[i] = client.PublishRequest{Kind: "model", Files: []registry.File{{Path: "w.bin", Digest: digestOf(contents[i]), Size: int64(len(contents[i]))}}}
+			reqs[i] = client.PublishRequest{Kind: "model", Files: []registry.File{{Path: "w.bin", Digest: registry.DigestOf(contents[i]), Size: int64(len(contents[i]))}}}
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, n)
@@ -438,10 +429,10 @@ func TestBadInputRefused(t *testing.T) {
 			ctx := context.Background()
 			pub := s.client(s.key("dev", auth.RolePublisher))
 			good := []byte("ok")
-			if _, err := pub.UploadBlob(ctx, "dev", digestOf(good), bytes.NewReader(good), 2); err != nil {
+			if _, err := pub.UploadBlob(ctx, "dev", registry.DigestOf(good), bytes.NewReader(good), 2); err != nil {
 				t.Fatal(err)
 			}
-			files := []registry.File{{Path: "ok.txt", Digest: digestOf(good), Size: 2}}
+			files := []registry.File{{Path: "ok.txt", Digest: registry.DigestOf(good), Size: 2}}
 			cases := []struct {
 				name, artifact, version, kind string
 				files                         []registry.File
@@ -456,10 +447,10 @@ func TestBadInputRefused(t *testing.T) {
 				{"range", "a", "^1.2", "generic", files, 400, registry.CodeInvalidVersion},
 				{"partial version", "a", "1.2", "generic", files, 400, registry.CodeInvalidVersion},
 				{"unknown kind", "a", "1.0.0", "dataset", files, 400, registry.CodeInvalidKind},
-				{"absolute path", "a", "1.0.0", "generic", []registry.File{{Path: "/etc/passwd", Digest: digestOf(good), Size: 2}}, 400, registry.CodeInvalidPath},
-				{"dotdot path", "a", "1.0.0", "generic", []registry.File{{Path: "x/../../y", Digest: digestOf(good), Size: 2}}, 400, registry.CodeInvalidPath},
+				{"absolute path", "a", "1.0.0", "generic", []registry.File{{Path: "/etc/passwd", Digest: registry.DigestOf(good), Size: 2}}, 400, registry.CodeInvalidPath},
+				{"dotdot path", "a", "1.0.0", "generic", []registry.File{{Path: "x/../../y", Digest: registry.DigestOf(good), Size: 2}}, 400, registry.CodeInvalidPath},
 				{"no files", "a", "1.0.0", "generic", nil, 400, registry.CodeInvalidRequest},
-				{"size lie", "a", "1.0.0", "generic", []registry.File{{Path: "ok.txt", Digest: digestOf(good), Size: 3}}, 400, registry.CodeBlobSizeMismatch},
+				{"size lie", "a", "1.0.0", "generic", []registry.File{{Path: "ok.txt", Digest: registry.DigestOf(good), Size: 3}}, 400, registry.CodeBlobSizeMismatch},
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
@@ -468,9 +459,9 @@ func TestBadInputRefused(t *testing.T) {
 				})
 			}
 			big := randomBytes(t, 1<<20+1)
-			_, err := pub.UploadBlob(ctx, "dev", digestOf(big), bytes.NewReader(big), int64(len(big)))
+			_, err := pub.UploadBlob(ctx, "dev", registry.DigestOf(big), bytes.NewReader(big), int64(len(big)))
 			wantAPIError(t, err, http.StatusRequestEntityTooLarge, registry.CodeTooLarge)
-			if ok, _ := pub.BlobExists(ctx, "dev", digestOf(big)); ok {
+			if ok, _ := pub.BlobExists(ctx, "dev", registry.DigestOf(big)); ok {
 				t.Fatal("oversized blob stored")
 			}
 			arts, err := pub.ListArtifacts(ctx, "dev")
