@@ -5,6 +5,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stagegate/stagegate/audit"
 )
 
 // Evidence types that CI attaches to a version.
@@ -85,4 +87,21 @@ type GateRun struct {
 	StartedAt      time.Time       `json:"startedAt"`
 	DurationMS     int64           `json:"durationMs"`
 	Report         json.RawMessage `json:"report"`
+}
+
+// PromotionCommit is what one promotion writes into its target environment
+// in one metadata transaction: the promoted version never appears without
+// its release and audit event. Promotion builds it; the metadata store
+// commits it as is.
+type PromotionCommit struct {
+	// Version is the version as the target now holds it: Environment is
+	// the target, Signatures are the ones to store with it.
+	Version VersionRecord
+	// Evidence travels with the version (Environment is the target).
+	Evidence []Evidence
+	// Release records the promotion: Action must be ReleasePromotion; ID
+	// and PreviousID are assigned by the store.
+	Release Release
+	// Event is appended to the target's audit trail.
+	Event audit.Event
 }
