@@ -14,8 +14,23 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/stagegate/stagegate/api"
 	"github.com/stagegate/stagegate/audit"
 	"github.com/stagegate/stagegate/registry"
+)
+
+// The request and response bodies are the api package's; these names let
+// callers of the client use it without importing api as well.
+type (
+	Whoami          = api.Whoami
+	PublishRequest  = api.PublishRequest
+	PublishResponse = api.PublishResponse
+	Key             = api.Key
+	PromoteRequest  = api.PromoteRequest
+	PromoteResponse = api.PromoteResponse[api.GateReport]
+	GateReport      = api.GateReport
+	CheckResult     = api.CheckResult
+	GateFailure     = api.GateFailure
 )
 
 // Client talks to one stagegate server with one API key.
@@ -94,18 +109,15 @@ func (c *Client) do(ctx context.Context, method, u string, body io.Reader, size 
 }
 
 func decodeError(resp *http.Response) error {
-	var body struct {
-		Error struct {
-			Code    string          `json:"code"`
-			Message string          `json:"message"`
-			Details json.RawMessage `json:"details"`
-		} `json:"error"`
-	}
+	// Keep the details raw so that callers decode them into the type their
+	// error code implies (see api.ErrorDetail).
+	var details json.RawMessage
+	body := api.ErrorBody{Error: api.ErrorDetail{Details: &details}}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err := json.Unmarshal(data, &body); err != nil || body.Error.Code == "" {
 		return &APIError{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: strings.TrimSpace(http.StatusText(resp.StatusCode))}
 	}
-	return &APIError{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Details: body.Error.Details}
+	return &APIError{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Details: details}
 }
 
 func (c *Client) doJSON(ctx context.Context, method, u string, in, out any) error {
@@ -123,14 +135,6 @@ func (c *Client) doJSON(ctx context.Context, method, u string, in, out any) erro
 		resp.Body.Close()
 	}
 	return err
-}
-
-// Whoami describes the caller's credential.
-type Whoami struct {
-	Environment  string `json:"environment"`
-	Role         string `json:"role"`
-	Actor        string `json:"actor"`
-	CredentialID string `json:"credentialId"`
 }
 
 // Whoami returns what the server knows of this client's key.
@@ -155,26 +159,9 @@ func (c *Client) BlobExists(ctx context.Context, env string, dgst v1.Hash) (bool
 
 // UploadBlob streams size bytes of r as blob dgst into env.
 func (c *Client) UploadBlob(ctx context.Context, env string, dgst v1.Hash, r io.Reader, size int64) (bool, error) {
-	var out struct {
-		Created bool `json:"created"`
-	}
+	var out api.BlobUploadResponse
 	_, err := c.do(ctx, http.MethodPut, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/blobs/"+dgst.String(), r, size, &out)
 	return out.Created, err
-}
-
-// PublishRequest is the body of a publish.
-type PublishRequest struct {
-	Kind         string                 `json:"kind"`
-	Files        []registry.File        `json:"files"`
-	Labels       map[string]string      `json:"labels,omitempty"`
-	SourceCommit string                 `json:"sourceCommit,omitempty"`
-	CISignatures []registry.CISignature `json:"ciSignatures,omitempty"`
-}
-
-// PublishResponse is the server's answer to a publish.
-type PublishResponse struct {
-	Created bool                   `json:"created"`
-	Version registry.VersionRecord `json:"version"`
 }
 
 // Publish commits name@version from already uploaded blobs.
@@ -186,18 +173,14 @@ func (c *Client) Publish(ctx context.Context, env, name, version string, req Pub
 
 // ListArtifacts lists env's artifact names.
 func (c *Client) ListArtifacts(ctx context.Context, env string) ([]registry.ArtifactSummary, error) {
-	var out struct {
-		Artifacts []registry.ArtifactSummary `json:"artifacts"`
-	}
+	var out api.ArtifactList
 	err := c.doJSON(ctx, http.MethodGet, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/artifacts", nil, &out)
 	return out.Artifacts, err
 }
 
 // ListVersions lists name's versions in env, highest first.
 func (c *Client) ListVersions(ctx context.Context, env, name string) ([]registry.VersionRecord, error) {
-	var out struct {
-		Versions []registry.VersionRecord `json:"versions"`
-	}
+	var out api.VersionList
 	err := c.doJSON(ctx, http.MethodGet, c.artifactURL(env, name, "versions"), nil, &out)
 	return out.Versions, err
 }
@@ -252,9 +235,7 @@ type AuditQuery = url.Values
 
 // Audit queries env's audit trail.
 func (c *Client) Audit(ctx context.Context, env string, q url.Values) ([]audit.Event, error) {
-	var out struct {
-		Events []audit.Event `json:"events"`
-	}
+	var out api.AuditEventList
 	u := c.baseURL + "/v1/environments/" + url.PathEscape(env) + "/audit"
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -263,32 +244,16 @@ func (c *Client) Audit(ctx context.Context, env string, q url.Values) ([]audit.E
 	return out.Events, err
 }
 
-// Key is an API key as the server lists it.
-type Key struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	Environment string `json:"environment"`
-	Role        string `json:"role"`
-	CreatedAt   string `json:"createdAt"`
-	CreatedBy   string `json:"createdBy"`
-	RevokedAt   string `json:"revokedAt,omitempty"`
-}
-
 // CreateKey mints a key in env; the token is returned once.
 func (c *Client) CreateKey(ctx context.Context, env, name, role string) (Key, string, error) {
-	var out struct {
-		Key   Key    `json:"key"`
-		Token string `json:"token"`
-	}
-	err := c.doJSON(ctx, http.MethodPost, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys", map[string]string{"name": name, "role": role}, &out)
+	var out api.CreateKeyResponse
+	err := c.doJSON(ctx, http.MethodPost, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys", api.CreateKeyRequest{Name: name, Role: role}, &out)
 	return out.Key, out.Token, err
 }
 
 // ListKeys lists env's keys.
 func (c *Client) ListKeys(ctx context.Context, env string) ([]Key, error) {
-	var out struct {
-		Keys []Key `json:"keys"`
-	}
+	var out api.KeyList
 	err := c.doJSON(ctx, http.MethodGet, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys", nil, &out)
 	return out.Keys, err
 }

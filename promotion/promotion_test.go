@@ -3,11 +3,15 @@ package promotion_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/stagegate/stagegate/audit"
+	"github.com/stagegate/stagegate/environment"
 	"github.com/stagegate/stagegate/gates"
 	"github.com/stagegate/stagegate/internal/blob"
 	"github.com/stagegate/stagegate/internal/blob/filesystem"
@@ -17,24 +21,36 @@ import (
 	"github.com/stagegate/stagegate/registry"
 )
 
-// index adapts the real metadata store (SQLite in memory) to promotion.Index.
-type index struct{ *metadata.Env }
+// untouchable is a bucket and metadata handle that fail the test when
+// anything reads them: the environment a request must never reach.
+type untouchable struct {
+	registry.Blobs
+	registry.Metadata
+	t *testing.T
+}
 
-func (i index) CommitPromotion(ctx context.Context, c promotion.Commit) (registry.Release, bool, error) {
-	return i.Env.CommitPromotion(ctx, metadata.Promotion{Version: c.Version, Evidence: c.Evidence, Release: c.Release, Event: c.Event})
+func (u untouchable) GetVersion(context.Context, string, string) (registry.VersionRecord, error) {
+	u.t.Error("prod's metadata was read")
+	return registry.VersionRecord{}, registry.CodeNotFound.Errorf("no")
+}
+
+func (u untouchable) OpenBlob(context.Context, v1.Hash) (io.ReadCloser, int64, error) {
+	u.t.Error("prod's bucket was read")
+	return nil, 0, registry.ErrObjectNotFound
 }
 
 // newService wires dev -> staging over real local storage and a real key,
-// and publishes model@1.0.0 into dev.
-func newService(t *testing.T) *promotion.Service {
+// and publishes model@1.0.0 into dev. prod exists but must never be read.
+func newService(t *testing.T) (*promotion.Service, *environment.List) {
 	t.Helper()
 	ctx := context.Background()
-	meta, err := metadata.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "meta.db"))
+	names := []string{"dev", "staging", "prod"}
+	meta, err := metadata.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "meta.db"), names)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { meta.Close() })
-	priv, _, err := signing.GenerateKeyPair([]byte("pw"))
+	priv, pub, err := signing.GenerateKeyPair([]byte("pw"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,81 +58,102 @@ func newService(t *testing.T) *promotion.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy, err := gates.DefaultPolicy("staging")
+	verifier, err := signing.NewKeyring(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var envs []*promotion.Environment
-	var regEnvs []registry.Environment
-	for _, name := range []string{"dev", "staging"} {
+	var specs []environment.Spec
+	for _, name := range names {
 		d, err := filesystem.New(filepath.Join(t.TempDir(), name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		store := blob.NewStore(d)
-		e := &promotion.Environment{Name: name, Index: index{meta.Env(name)}, Blobs: store, Signer: signer}
-		if name == "staging" {
-			e.Policy = policy
+		handle, err := meta.Env(name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		envs = append(envs, e)
-		regEnvs = append(regEnvs, registry.Environment{Name: name, Blobs: store, Index: meta.Env(name), Signer: signer})
+		spec := environment.Spec{Name: name, Blobs: blob.NewStore(d), Metadata: handle, Signer: signer, Verifier: verifier}
+		if name != "dev" {
+			if spec.Policy, err = gates.DefaultPolicy(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if name == "prod" {
+			u := untouchable{Blobs: spec.Blobs, Metadata: handle, t: t}
+			spec.Blobs, spec.Metadata = u, u
+		}
+		specs = append(specs, spec)
 	}
-	reg, err := registry.NewService(regEnvs, registry.Limits{}, nil)
+	envs, err := environment.New(specs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	dev := envs.First()
 	data := []byte("weights")
-	if _, err := regEnvs[0].Blobs.PutBlob(ctx, registry.DigestOf(data), bytes.NewReader(data), int64(len(data))); err != nil {
+	if _, err := dev.Blobs().PutBlob(ctx, registry.DigestOf(data), bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Publish(ctx, "dev", audit.Actor{Name: "ci"}, registry.PublishRequest{Name: "model", Version: "1.0.0", Kind: "generic",
+	reg := registry.NewService(registry.Limits{}, nil)
+	if _, err := reg.Publish(ctx, dev, audit.Actor{Name: "ci"}, registry.PublishRequest{Name: "model", Version: "1.0.0", Kind: "generic",
 		Files: []registry.File{{Path: "w.bin", Digest: registry.DigestOf(data), Size: int64(len(data))}}}); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := promotion.New(envs, func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) })
-	if err != nil {
-		t.Fatal(err)
+	return promotion.New(func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }), envs
+}
+
+func env(t *testing.T, envs *environment.List, name string) *environment.Environment {
+	t.Helper()
+	e, ok := envs.Bind(name)
+	if !ok {
+		t.Fatalf("no environment %q", name)
 	}
-	return svc
+	return e
 }
 
 func TestRefusals(t *testing.T) {
-	svc := newService(t)
+	svc, envs := newService(t)
 	ctx := context.Background()
 	by := audit.Actor{Name: "someone"}
+	dev, staging := env(t, envs, "dev"), env(t, envs, "staging")
 	tests := []struct {
 		name string
 		run  func() error
 		code string
 	}{
 		{"promote into the first environment", func() error {
-			_, err := svc.Promote(ctx, "dev", by, promotion.Request{Name: "model", Version: "1.0.0"})
+			_, err := svc.Promote(ctx, dev, by, promotion.Request{Name: "model", Version: "1.0.0"})
 			return err
-		}, promotion.CodeNotPromotable},
-		{"unknown target", func() error {
-			_, err := svc.Promote(ctx, "qa", by, promotion.Request{Name: "model", Version: "1.0.0"})
+		}, registry.CodeNotPromotable.Name},
+		// The source is target.Previous(); a request cannot name another
+		// environment to read (untouchable fails the test if prod is read).
+		{"source other than the previous environment", func() error {
+			_, err := svc.Promote(ctx, staging, by, promotion.Request{Name: "model", Version: "1.0.0", From: "prod", DryRun: true})
 			return err
-		}, registry.CodeNotFound},
+		}, registry.CodeNotPromotable.Name},
+		{"source that is not configured", func() error {
+			_, err := svc.Promote(ctx, staging, by, promotion.Request{Name: "model", Version: "1.0.0", From: "qa"})
+			return err
+		}, registry.CodeNotPromotable.Name},
 		{"missing version", func() error {
-			_, err := svc.Promote(ctx, "staging", by, promotion.Request{Name: "model", Version: "9.9.9"})
+			_, err := svc.Promote(ctx, staging, by, promotion.Request{Name: "model", Version: "9.9.9"})
 			return err
-		}, registry.CodeVersionNotFound},
+		}, registry.CodeVersionNotFound.Name},
 		{"bad version", func() error {
-			_, err := svc.Promote(ctx, "staging", by, promotion.Request{Name: "model", Version: "latest"})
+			_, err := svc.Promote(ctx, staging, by, promotion.Request{Name: "model", Version: "latest"})
 			return err
-		}, registry.CodeInvalidVersion},
+		}, registry.CodeInvalidVersion.Name},
 		{"evidence outside the first environment", func() error {
-			_, _, err := svc.AddEvidence(ctx, "staging", by, "model", "1.0.0", "metrics", []byte(`{"auc":1}`))
+			_, _, err := svc.AddEvidence(ctx, staging, by, "model", "1.0.0", "metrics", []byte(`{"auc":1}`))
 			return err
-		}, promotion.CodeEvidenceNotFirst},
+		}, registry.CodeEvidenceNotFirst.Name},
 		{"malformed evidence", func() error {
-			_, _, err := svc.AddEvidence(ctx, "dev", by, "model", "1.0.0", "metrics", []byte(`[1,2]`))
+			_, _, err := svc.AddEvidence(ctx, dev, by, "model", "1.0.0", "metrics", []byte(`[1,2]`))
 			return err
-		}, promotion.CodeInvalidEvidence},
+		}, registry.CodeInvalidEvidence.Name},
 		{"approval for the first environment", func() error {
-			_, err := svc.Approve(ctx, "dev", by, "approver", "model", "1.0.0", "")
+			_, err := svc.Approve(ctx, dev, by, "approver", "model", "1.0.0", "")
 			return err
-		}, promotion.CodeNotPromotable},
+		}, registry.CodeNotPromotable.Name},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,26 +165,27 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestPromoteGenericArtifact(t *testing.T) {
-	svc := newService(t)
+	svc, envs := newService(t)
 	ctx := context.Background()
 	by := audit.Actor{Name: "promoter"}
-	dry, err := svc.Promote(ctx, "staging", by, promotion.Request{Name: "model", Version: "1.0.0", DryRun: true})
+	staging := env(t, envs, "staging")
+	dry, err := svc.Promote(ctx, staging, by, promotion.Request{Name: "model", Version: "1.0.0", DryRun: true})
 	if err != nil || dry.Release != nil || !dry.Report.Passed {
 		t.Fatalf("dry run: %+v %v", dry, err)
 	}
-	res, err := svc.Promote(ctx, "staging", by, promotion.Request{Name: "model", Version: "1.0.0", Reason: "ok"})
+	res, err := svc.Promote(ctx, staging, by, promotion.Request{Name: "model", Version: "1.0.0", From: "dev", Reason: "ok"})
 	if err != nil || !res.Created || res.Release.Reason != "ok" || res.Release.GateRunID != res.GateRun.ID {
 		t.Fatalf("promote: %+v %v", res, err)
 	}
-	run, err := svc.GateRun(ctx, "staging", res.GateRun.ID)
+	run, err := svc.GateRun(ctx, staging, res.GateRun.ID)
 	if err != nil || !run.Passed || run.Source != "dev" {
 		t.Fatalf("stored gate run: %+v %v", run, err)
 	}
-	again, err := svc.Promote(ctx, "staging", by, promotion.Request{Name: "model", Version: "1.0.0"})
+	again, err := svc.Promote(ctx, staging, by, promotion.Request{Name: "model", Version: "1.0.0"})
 	if err != nil || again.Created || again.GateRun != nil || again.Release.ID != res.Release.ID {
 		t.Fatalf("retry: %+v %v", again, err)
 	}
-	if _, err := svc.Attestation(ctx, "staging", "model", "1.0.0"); err != nil {
+	if _, err := svc.Attestation(ctx, staging, "model", "1.0.0"); err != nil {
 		t.Fatalf("attestation: %v", err)
 	}
 }

@@ -12,20 +12,21 @@ type ErrorKind int
 // The closed set of error kinds. An error without a kind is Internal, and its
 // text never reaches a client.
 const (
-	Internal        ErrorKind = iota // a bug or an unexpected failure
-	Invalid                          // the request is malformed
-	NotFound                         // the named thing does not exist
-	Exists                           // create-once target already holds other content
-	Conflict                         // the request conflicts with current state
-	GateFailed                       // a gate refused a promotion
-	Unauthenticated                  // no or bad credential
-	Forbidden                        // the credential may not do this
-	TooLarge                         // the request is over a configured size limit
-	Unavailable                      // a dependency is down; retrying may help
+	Internal         ErrorKind = iota // a bug or an unexpected failure
+	Invalid                           // the request is malformed
+	NotFound                          // the named thing does not exist
+	Exists                            // create-once target already holds other content
+	Conflict                          // the request conflicts with current state
+	GateFailed                        // a gate refused a promotion
+	Unauthenticated                   // no or bad credential
+	Forbidden                         // the credential may not do this
+	TooLarge                          // the request is over a configured size limit
+	Unavailable                       // a dependency is down; retrying may help
+	MethodNotAllowed                  // the route exists, the method does not
 )
 
 var kindNames = [...]string{"internal", "invalid", "not_found", "exists", "conflict", "gate_failed",
-	"unauthenticated", "forbidden", "too_large", "unavailable"}
+	"unauthenticated", "forbidden", "too_large", "unavailable", "method_not_allowed"}
 
 func (k ErrorKind) String() string {
 	if int(k) < len(kindNames) {
@@ -54,11 +55,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errorf builds an *Error of the given kind and code.
-func Errorf(kind ErrorKind, code, format string, args ...any) *Error {
-	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // WithDetails returns e with structured details attached.
 func (e *Error) WithDetails(d any) *Error { e.Details = d; return e }
 
@@ -72,34 +68,8 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Kind: Internal, Code: "internal", Message: "internal error", Err: err}
+	return &Error{Kind: Internal, Code: CodeInternal.Name, Message: "internal error", Err: err}
 }
 
 // KindOf reports the kind of err (Internal when err carries none).
 func KindOf(err error) ErrorKind { return AsError(err).Kind }
-
-// Stable error codes. Clients switch on these; never rename one.
-const (
-	CodeInvalidName      = "invalid_name"
-	CodeInvalidVersion   = "invalid_version"
-	CodeInvalidKind      = "invalid_kind"
-	CodeInvalidPath      = "invalid_path"
-	CodeInvalidDigest    = "invalid_digest"
-	CodeInvalidLabel     = "invalid_label"
-	CodeInvalidRequest   = "invalid_request"
-	CodeVersionExists    = "version_exists"
-	CodeKindMismatch     = "kind_mismatch"
-	CodeNotFound         = "not_found"
-	CodeVersionNotFound  = "version_not_found"
-	CodeBlobNotFound     = "blob_not_found"
-	CodeBlobSizeMismatch = "blob_size_mismatch"
-	CodeDigestMismatch   = "digest_mismatch"
-	CodeNoMatch          = "no_matching_version"
-	CodePublishNotFirst  = "publish_not_allowed"
-	CodeUnauthenticated  = "unauthenticated"
-	CodeForbidden        = "forbidden"
-	CodeWrongEnvironment = "wrong_environment"
-	CodeTooLarge         = "too_large"
-	CodeUnavailable      = "unavailable"
-	CodeInternal         = "internal"
-)

@@ -80,6 +80,12 @@ func BuildManifest(cfg Config, files []File) (Built, error) {
 	if err != nil {
 		return Built{}, err
 	}
+	if len(manifestBytes) > MaxManifestSize {
+		// Refused here, at publish, so that no stored manifest is one that
+		// readers (the manifest route, promotion) would refuse to read.
+		return Built{}, CodeTooLarge.Errorf("the manifest of this version would have %d bytes, over the limit of %d bytes (%d MiB): publish fewer files or shorter paths",
+			len(manifestBytes), MaxManifestSize, MaxManifestSize>>20)
+	}
 	return Built{
 		Manifest:       manifestBytes,
 		ManifestDigest: DigestOf(manifestBytes),
@@ -88,7 +94,9 @@ func BuildManifest(cfg Config, files []File) (Built, error) {
 	}, nil
 }
 
-// MaxManifestSize bounds a manifest read back from storage or a client.
+// MaxManifestSize bounds every manifest: BuildManifest refuses to make a
+// larger one, and every reader (ReadManifest, ParseManifest) refuses to read
+// one. The one limit for all of them.
 const MaxManifestSize = 4 << 20
 
 // ParseManifest decodes and validates a stagegate manifest: OCI media type, a
@@ -96,7 +104,7 @@ const MaxManifestSize = 4 << 20
 // safe, unique paths. It returns the files the manifest lists.
 func ParseManifest(data []byte) (*v1.Manifest, []File, error) {
 	bad := func(why string) error {
-		return Errorf(Invalid, CodeInvalidRequest, "invalid manifest: %s", why)
+		return CodeInvalidRequest.Errorf("invalid manifest: %s", why)
 	}
 	if len(data) > MaxManifestSize {
 		return nil, nil, bad("too large")

@@ -23,7 +23,7 @@ var nameSegment = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 // "team/nlp/tokenizer" and returns it unchanged.
 func ParseName(s string) (string, error) {
 	bad := func(why string) error {
-		return Errorf(Invalid, CodeInvalidName, "invalid artifact name %q: %s", truncate(s), why)
+		return CodeInvalidName.Errorf("invalid artifact name %q: %s", truncate(s), why)
 	}
 	switch {
 	case s == "":
@@ -61,7 +61,7 @@ const MaxVersionLength = 128
 // a version names exactly one immutable set of bytes.
 func ParseVersion(s string) (Version, error) {
 	bad := func(why string) error {
-		return Errorf(Invalid, CodeInvalidVersion, "invalid version %q: %s", truncate(s), why)
+		return CodeInvalidVersion.Errorf("invalid version %q: %s", truncate(s), why)
 	}
 	if s == "" {
 		return Version{}, bad("empty")
@@ -82,11 +82,11 @@ func ParseVersion(s string) (Version, error) {
 // ParseConstraint parses a semver constraint such as "^1.2" or ">=1.0, <2".
 func ParseConstraint(s string) (*semver.Constraints, error) {
 	if s == "" || len(s) > 256 {
-		return nil, Errorf(Invalid, CodeInvalidVersion, "invalid version constraint %q", truncate(s))
+		return nil, CodeInvalidVersion.Errorf("invalid version constraint %q", truncate(s))
 	}
 	c, err := semver.NewConstraint(s)
 	if err != nil {
-		return nil, Errorf(Invalid, CodeInvalidVersion, "invalid version constraint %q: %v", truncate(s), err)
+		return nil, CodeInvalidVersion.Errorf("invalid version constraint %q: %v", truncate(s), err)
 	}
 	return c, nil
 }
@@ -99,7 +99,7 @@ const MaxPathLength = 1024
 // pull writes under its output directory, so it must never escape it.
 func ParseFilePath(p string) (string, error) {
 	bad := func(why string) error {
-		return Errorf(Invalid, CodeInvalidPath, "invalid file path %q: %s", truncate(p), why)
+		return CodeInvalidPath.Errorf("invalid file path %q: %s", truncate(p), why)
 	}
 	switch {
 	case p == "":
@@ -138,14 +138,14 @@ var labelKey = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._/-]{0,62}[a-zA-Z0-9]
 // ValidateLabels checks label keys and values.
 func ValidateLabels(labels map[string]string) error {
 	if len(labels) > 64 {
-		return Errorf(Invalid, CodeInvalidLabel, "at most 64 labels are allowed")
+		return CodeInvalidLabel.Errorf("at most 64 labels are allowed")
 	}
 	for k, v := range labels {
 		if !labelKey.MatchString(k) {
-			return Errorf(Invalid, CodeInvalidLabel, "invalid label key %q", truncate(k))
+			return CodeInvalidLabel.Errorf("invalid label key %q", truncate(k))
 		}
 		if len(v) > 1024 || !utf8.ValidString(v) {
-			return Errorf(Invalid, CodeInvalidLabel, "label %q: value must be UTF-8 of at most 1024 bytes", k)
+			return CodeInvalidLabel.Errorf("label %q: value must be UTF-8 of at most 1024 bytes", k)
 		}
 	}
 	return nil

@@ -37,7 +37,7 @@ func TestParseName(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("ParseName(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
 		}
-		if err != nil && AsError(err).Code != CodeInvalidName {
+		if err != nil && AsError(err).Code != CodeInvalidName.Name {
 			t.Errorf("ParseName(%q) code = %s", tt.in, AsError(err).Code)
 		}
 	}

@@ -30,7 +30,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return "", Errorf(Invalid, CodeInvalidKind, "unknown artifact kind %q (want one of model, schema, features, agent-config, generic)", truncate(s))
+	return "", CodeInvalidKind.Errorf("unknown artifact kind %q (want one of model, schema, features, agent-config, generic)", truncate(s))
 }
 
 // ArtifactType is the OCI artifactType of a manifest of this kind.
@@ -47,7 +47,7 @@ const DefaultFileMediaType = "application/octet-stream"
 func ParseDigest(s string) (v1.Hash, error) {
 	h, err := v1.NewHash(s)
 	if err != nil || h.Algorithm != "sha256" || len(h.Hex) != 64 || strings.ToLower(h.Hex) != h.Hex {
-		return v1.Hash{}, Errorf(Invalid, CodeInvalidDigest, "invalid digest %q: want sha256:<64 lowercase hex>", truncate(s))
+		return v1.Hash{}, CodeInvalidDigest.Errorf("invalid digest %q: want sha256:<64 lowercase hex>", truncate(s))
 	}
 	return h, nil
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/spf13/cobra"
 
 	"github.com/stagegate/stagegate/audit"
@@ -58,7 +58,6 @@ func (c *cli) serveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gin.SetMode(gin.ReleaseMode)
 			logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
 			srv, err := server.New(cmd.Context(), cfg, logger)
 			if err != nil {
@@ -166,17 +165,14 @@ func (c *cli) withStore(ctx context.Context, f *serverFlags, env string, fn func
 	if err != nil {
 		return err
 	}
-	known := false
-	for _, e := range cfg.Environments {
-		known = known || e.Name == env
-	}
-	if !known {
-		return usageError{fmt.Errorf("unknown environment %q", env)}
-	}
 	meta, err := server.OpenMetadata(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer meta.Close()
-	return fn(ctx, meta.Env(env))
+	handle, err := meta.Env(env)
+	if err != nil {
+		return usageError{fmt.Errorf("unknown environment %q (configured: %s)", env, strings.Join(cfg.EnvironmentNames(), ", "))}
+	}
+	return fn(ctx, handle)
 }

@@ -47,8 +47,7 @@ func ParseRole(s string) (Role, error) {
 	case RoleReader, RolePublisher, RolePromoter, RoleApprover, RoleAdmin:
 		return r, nil
 	}
-	return "", registry.Errorf(registry.Invalid, registry.CodeInvalidRequest,
-		"unknown role %q (want reader, publisher, promoter, approver or admin)", s)
+	return "", registry.CodeInvalidRequest.Errorf("unknown role %q (want reader, publisher, promoter, approver or admin)", s)
 }
 
 // Permission is one thing a role may do within its environment.
@@ -100,16 +99,16 @@ func NewAuthenticator(keys KeyStore) *Authenticator { return &Authenticator{keys
 // Every failure is Unauthenticated with the same message, so a caller cannot
 // tell a revoked key from an unknown one.
 func (a *Authenticator) Authenticate(ctx context.Context, authorization string) (Principal, error) {
-	token, ok := strings.CutPrefix(authorization, "Bearer ")
+	// Authentication schemes are case-insensitive (RFC 9110 §11.1).
+	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	token = strings.TrimSpace(token)
-	if !ok || token == "" {
-		return Principal{}, registry.Errorf(registry.Unauthenticated, registry.CodeUnauthenticated,
-			"missing bearer token: send Authorization: Bearer <api key>")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return Principal{}, registry.CodeUnauthenticated.Errorf("missing bearer token: send Authorization: Bearer <api key>")
 	}
 	key, err := a.keys.KeyByHash(ctx, HashToken(token))
 	switch {
 	case registry.KindOf(err) == registry.NotFound, err == nil && key.RevokedAt != nil:
-		return Principal{}, registry.Errorf(registry.Unauthenticated, registry.CodeUnauthenticated, "invalid or revoked API key")
+		return Principal{}, registry.CodeUnauthenticated.Errorf("invalid or revoked API key")
 	case err != nil:
 		return Principal{}, err
 	}
@@ -121,12 +120,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 // role, which is the environment-separation promise.
 func (p Principal) Authorize(env string, perm Permission) error {
 	if p.Environment != env {
-		return registry.Errorf(registry.Forbidden, registry.CodeWrongEnvironment,
-			"this credential is bound to environment %q and cannot act on %q", p.Environment, env)
+		return registry.CodeWrongEnvironment.Errorf("this credential is bound to environment %q and cannot act on %q", p.Environment, env)
 	}
 	if !p.Role.Allows(perm) {
-		return registry.Errorf(registry.Forbidden, registry.CodeForbidden,
-			"role %q may not %s in %q", p.Role, perm, env)
+		return registry.CodeForbidden.Errorf("role %q may not %s in %q", p.Role, perm, env)
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ type fakeKeys map[string]Key
 func (f fakeKeys) KeyByHash(_ context.Context, h string) (Key, error) {
 	k, ok := f[h]
 	if !ok {
-		return Key{}, registry.Errorf(registry.NotFound, registry.CodeNotFound, "no key")
+		return Key{}, registry.CodeNotFound.Errorf("no key")
 	}
 	return k, nil
 }
@@ -40,7 +40,13 @@ func TestAuthenticate(t *testing.T) {
 	if err != nil || p != (Principal{Environment: "dev", Role: RolePublisher, Actor: "ci", CredentialID: "k1"}) {
 		t.Fatalf("Authenticate = %+v, %v", p, err)
 	}
-	for _, header := range []string{"", "Bearer ", "Basic abc", "Bearer sgk_unknown", "Bearer " + revokedToken, token} {
+	// Schemes are case-insensitive; the token is not.
+	for _, header := range []string{"bearer " + token, "BEARER " + token, "  Bearer   " + token + " "} {
+		if _, err := a.Authenticate(context.Background(), header); err != nil {
+			t.Errorf("Authenticate(%q) = %v, want the key", header, err)
+		}
+	}
+	for _, header := range []string{"", "Bearer ", "Basic abc", "Bearer " + strings.ToUpper(token), "Bearertoken", "Bearer sgk_unknown", "Bearer " + revokedToken, token} {
 		if _, err := a.Authenticate(context.Background(), header); registry.KindOf(err) != registry.Unauthenticated {
 			t.Errorf("Authenticate(%q) err = %v, want Unauthenticated", header, err)
 		}
@@ -55,14 +61,14 @@ func TestAuthorize(t *testing.T) {
 		code string // "" = allowed
 	}{
 		{RoleReader, "dev", PermRead, ""},
-		{RoleReader, "dev", PermPublish, registry.CodeForbidden},
+		{RoleReader, "dev", PermPublish, registry.CodeForbidden.Name},
 		{RolePublisher, "dev", PermPublish, ""},
-		{RolePublisher, "dev", PermPromote, registry.CodeForbidden},
-		{RoleApprover, "dev", PermPublish, registry.CodeForbidden},
+		{RolePublisher, "dev", PermPromote, registry.CodeForbidden.Name},
+		{RoleApprover, "dev", PermPublish, registry.CodeForbidden.Name},
 		{RoleApprover, "dev", PermApprove, ""},
 		{RoleAdmin, "dev", PermManageKeys, ""},
-		{RoleAdmin, "prod", PermRead, registry.CodeWrongEnvironment},
-		{RolePublisher, "staging", PermPublish, registry.CodeWrongEnvironment},
+		{RoleAdmin, "prod", PermRead, registry.CodeWrongEnvironment.Name},
+		{RolePublisher, "staging", PermPublish, registry.CodeWrongEnvironment.Name},
 	}
 	for _, tt := range tests {
 		err := Principal{Environment: "dev", Role: tt.role}.Authorize(tt.env, tt.perm)

@@ -23,8 +23,7 @@ var keyName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,99}$`)
 // once and never again.
 func CreateKey(ctx context.Context, store KeyAdmin, env, name string, role Role, by audit.Actor, now time.Time) (string, Key, error) {
 	if !keyName.MatchString(name) {
-		return "", Key{}, registry.Errorf(registry.Invalid, registry.CodeInvalidRequest,
-			"invalid key name %q: letters, digits, '.', '_', '@', '-', at most 100", name)
+		return "", Key{}, registry.CodeInvalidRequest.Errorf("invalid key name %q: letters, digits, '.', '_', '@', '-', at most 100", name)
 	}
 	if _, err := ParseRole(string(role)); err != nil {
 		return "", Key{}, err

@@ -1,39 +1,26 @@
 // Package blob stores the immutable objects of one environment's bucket.
 //
-// Key layout inside a bucket (one bucket per environment):
-//
-//	<bucket>/
-//	├── blobs/sha256/<hex>                 file layers, config blobs and manifests; content-addressed, create-once
-//	├── refs/<name>/-/<version>            manifest digest of name@version (create-once pointer, lets `reindex` rebuild metadata)
-//	└── signatures/sha256/<hex>/<key-id>   signatures over a manifest digest (create-once)
-//
+// The bucket layout is drawn, and every key built, in registry/layout.go.
 // A Driver is the raw, key-based contract every backend implements; Store
-// layers content addressing and digest verification over any Driver.
+// layers content addressing and digest verification over any Driver and
+// implements registry.Blobs.
 package blob
 
 import (
 	"context"
-	"errors"
 	"io"
+
+	"github.com/stagegate/stagegate/registry"
 )
 
-// Errors every Driver and Store returns (possibly wrapped) so callers can use
-// errors.Is without knowing which backend is configured.
+// Errors every Driver and Store returns (possibly wrapped). They are the
+// domain's storage sentinels (registry.ErrObject…), named here for drivers.
 var (
-	// ErrNotFound: the key (or the bucket behind it) holds no object.
-	ErrNotFound = errors.New("blob: not found")
-	// ErrExists: a create-once Put found the key already taken; the stored
-	// object was left untouched.
-	ErrExists = errors.New("blob: already exists")
-	// ErrDigestMismatch: bytes did not hash to (or were not as long as) what
-	// the caller promised, on upload or when read back (corruption).
-	ErrDigestMismatch = errors.New("blob: content does not match digest")
-	// ErrInvalidKey: a key that could escape the bucket layout or that some
-	// backend cannot store identically (see CheckKey).
-	ErrInvalidKey = errors.New("blob: invalid key")
-	// ErrTooLarge: an object is over the limit the caller is willing to read
-	// into memory (Store.GetObject).
-	ErrTooLarge = errors.New("blob: object too large")
+	ErrNotFound       = registry.ErrObjectNotFound
+	ErrExists         = registry.ErrObjectExists
+	ErrDigestMismatch = registry.ErrDigestMismatch
+	ErrInvalidKey     = registry.ErrInvalidKey
+	ErrTooLarge       = registry.ErrObjectTooLarge
 )
 
 // Info describes a stored object.

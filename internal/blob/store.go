@@ -11,6 +11,8 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stagegate/stagegate/registry"
 )
 
 // Store layers content addressing and digest verification over a Driver.
@@ -31,10 +33,8 @@ func NewStore(d Driver) *Store {
 // callers that need raw keys (listing, promotion copies).
 func (s *Store) Driver() Driver { return s.d }
 
-// BlobKey is the key of the blob with digest dgst: blobs/sha256/<hex>.
-func BlobKey(dgst v1.Hash) string {
-	return "blobs/" + dgst.Algorithm + "/" + dgst.Hex
-}
+// BlobKey is the key of the blob with digest dgst (registry/layout.go).
+func BlobKey(dgst v1.Hash) string { return registry.BlobKey(dgst) }
 
 // checkDigest refuses anything but sha256 with 64 lowercase hex digits: the
 // key is derived from it and the verifier only knows sha256.
@@ -176,9 +176,13 @@ func (s *Store) GetObject(ctx context.Context, key string, maxSize int64) ([]byt
 // match dgst leaves nothing behind in s and the error wraps
 // ErrDigestMismatch. A stored blob whose size differs from the source's is
 // reported as ErrDigestMismatch too.
-func (s *Store) CopyBlob(ctx context.Context, src *Store, dgst v1.Hash) (copied bool, err error) {
+func (s *Store) CopyBlob(ctx context.Context, from registry.Blobs, dgst v1.Hash) (copied bool, err error) {
 	if err := checkDigest(dgst); err != nil {
 		return false, err
+	}
+	src, ok := from.(*Store)
+	if !ok {
+		return s.copyVerified(ctx, from, dgst)
 	}
 	key := BlobKey(dgst)
 	srcInfo, err := src.d.Stat(ctx, key)
@@ -216,6 +220,26 @@ func (s *Store) CopyBlob(ctx context.Context, src *Store, dgst v1.Hash) (copied 
 	}
 	defer rc.Close()
 	return s.putVerified(ctx, dgst, rc, info.Size)
+}
+
+// copyVerified streams a blob from a store of another implementation through
+// its verifying reader.
+func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.Hash) (bool, error) {
+	size, err := from.StatBlob(ctx, dgst)
+	if err != nil {
+		return false, err
+	}
+	if info, err := s.d.Stat(ctx, BlobKey(dgst)); err == nil {
+		return false, sameSize(dgst, info.Size, size)
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	rc, _, err := from.OpenBlob(ctx, dgst)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	return s.putVerified(ctx, dgst, rc, size)
 }
 
 // CopyObject copies a small non-blob object (refs/, signatures/) from src to

@@ -328,3 +328,12 @@ func (c *Config) KeyDir() string { return filepath.Join(c.DataDir, "keys") }
 
 // BlobDir is the filesystem driver's root for environment env.
 func (c *Config) BlobDir(env string) string { return filepath.Join(c.DataDir, "blobs", env) }
+
+// EnvironmentNames lists the configured environment names in promotion order.
+func (c *Config) EnvironmentNames() []string {
+	names := make([]string, len(c.Environments))
+	for i, e := range c.Environments {
+		names[i] = e.Name
+	}
+	return names
+}

@@ -19,31 +19,33 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/stagegate/stagegate/audit"
+	"github.com/stagegate/stagegate/environment"
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/promotion"
 	"github.com/stagegate/stagegate/registry"
 )
 
-// AuditLog appends and queries audit events.
-type AuditLog interface {
-	// Append records ev; ev.Environment may be "" for refusals that name no
-	// configured environment.
-	Append(ctx context.Context, ev audit.Event) error
-	Query(ctx context.Context, env string, f audit.Filter) ([]audit.Event, error)
+// UnboundAudit records refusals that no configured environment can own:
+// requests whose credential did not authenticate, or that named an
+// environment that is not configured.
+type UnboundAudit interface {
+	AppendUnboundAudit(ctx context.Context, ev audit.Event) (int64, error)
 }
 
 // API holds the dependencies of the HTTP layer.
 type API struct {
-	Registry   *registry.Service
-	Promotions *promotion.Service
-	Auth       *auth.Authenticator
-	Audit      AuditLog
-	Keys       func(env string) auth.KeyAdmin
-	Ready      func(ctx context.Context) error
-	// PublicKey returns the PEM public key and key id that sign env's manifests.
-	PublicKey func(env string) (pem []byte, keyID string, ok bool)
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Environments are the configured environments; a request is bound to
+	// the one its credential names, once, in handle.
+	Environments *environment.List
+	Registry     *registry.Service
+	Promotions   *promotion.Service
+	Auth         *auth.Authenticator
+	Unbound      UnboundAudit
+	// Keys returns the key administration of an environment.
+	Keys   func(env *environment.Environment) auth.KeyAdmin
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // maxJSONBody bounds JSON request bodies (a publish lists at most
@@ -58,14 +60,19 @@ func (a *API) Handler() http.Handler {
 	if a.Logger == nil {
 		a.Logger = slog.Default()
 	}
+	if gin.Mode() == gin.DebugMode {
+		// Requests are logged by requestContext through slog; gin's debug
+		// output (route tables, warnings) would only clutter stdout.
+		gin.SetMode(gin.ReleaseMode)
+	}
 	r := gin.New()
 	r.Use(a.requestContext, gin.CustomRecovery(a.recovered))
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
-		a.writeError(c, registry.Errorf(registry.NotFound, registry.CodeNotFound, "no such route"))
+		a.writeError(c, registry.CodeNotFound.Errorf("no such route"))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		a.writeError(c, &registry.Error{Kind: registry.Invalid, Code: "method_not_allowed", Message: "method not allowed on this route"})
+		a.writeError(c, registry.CodeMethodNotAllowed.Errorf("%s is not allowed on this route", c.Request.Method))
 	})
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
@@ -74,7 +81,7 @@ func (a *API) Handler() http.Handler {
 	v1 := r.Group("/v1")
 	// Public keys are public: consumers verify offline with them, and
 	// knowing prod's public key grants nothing.
-	v1.GET("/environments/:env/public-key", a.publicKey)
+	v1.GET("/environments/:env/public-key", a.publicKeys())
 	v1.GET("/whoami", a.handle("", "", a.whoami))
 	v1.GET("/environments", a.handle("", "", a.listEnvironments))
 	v1.GET("/audit", a.handle(auth.PermRead, "", a.queryAudit))
@@ -98,12 +105,17 @@ func (a *API) Handler() http.Handler {
 
 // request is what a handler knows about its caller.
 type request struct {
-	env       string // the environment named by the URL, equal to the principal's
+	// env is the environment the credential is bound to; nil on routes
+	// that take no permission, so they cannot reach any environment.
+	env       *environment.Environment
 	principal auth.Principal
 	actor     audit.Actor
 	action    string // the audited action ("" for reads); a handler may refine it
 	target    string // set by the handler for audit records
 	audited   bool   // the handler recorded its success itself (transactionally)
+	// auditIn is where a refusal is recorded: the environment the request
+	// targeted when it is a configured one, else nil (unbound).
+	auditIn *environment.Environment
 }
 
 type handlerFunc func(c *gin.Context, req *request) error
@@ -115,26 +127,49 @@ const (
 
 // handle wraps a handler with authentication, environment binding,
 // authorisation and the single error/audit path. perm "" means any
-// authenticated caller; action "" marks a read (successes are not audited).
+// authenticated caller and binds no environment; action "" marks a read
+// (successes are not audited).
+//
+// Binding: the credential names one environment, which becomes req.env. A
+// route whose URL names another environment is refused before the handler
+// runs (wrong_environment), and that refusal is filed in the audit trail of
+// the environment that was targeted, so its owners see attempts against it.
 func (a *API) handle(perm auth.Permission, action string, h handlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		reqID := c.GetString(ctxRequestID)
-		req := &request{env: c.Param("env"), action: action}
+		req := &request{action: action}
 		c.Set(ctxRequest, req)
+		urlEnv := c.Param("env")
+		if urlEnv != "" {
+			req.auditIn, _ = a.Environments.Bind(urlEnv)
+		}
 		p, err := a.Auth.Authenticate(c.Request.Context(), c.GetHeader("Authorization"))
+		if err == nil {
+			var ok bool
+			if req.env, ok = a.Environments.Bind(p.Environment); !ok {
+				// A key of an environment that is no longer configured.
+				err = registry.CodeUnauthenticated.Errorf("invalid or revoked API key")
+			}
+		}
 		if err != nil {
+			req.env = nil
 			req.actor = audit.Actor{Name: "anonymous", RequestID: reqID}
 			a.fail(c, req, audit.ActionAuthenticate, err)
 			return
 		}
 		req.principal = p
 		req.actor = audit.Actor{Name: p.Actor, CredentialID: p.CredentialID, RequestID: reqID}
-		if req.env == "" {
-			// Routes without {env} act on the credential's own environment.
-			req.env = p.Environment
+		if req.auditIn == nil && urlEnv == "" {
+			req.auditIn = req.env
 		}
-		if perm != "" {
-			if err := p.Authorize(req.env, perm); err != nil {
+		if perm == "" {
+			req.env = nil
+		} else {
+			if urlEnv == "" {
+				// Routes without {env} act on the credential's own environment.
+				urlEnv = req.env.Name()
+			}
+			if err := p.Authorize(urlEnv, perm); err != nil {
 				a.fail(c, req, audit.ActionAuthorize, err)
 				return
 			}
@@ -144,8 +179,7 @@ func (a *API) handle(perm auth.Permission, action string, h handlerFunc) gin.Han
 			return
 		}
 		if req.action != "" && !req.audited {
-			ev := req.actor.Event(req.env, req.action, req.target, audit.Success)
-			a.record(c, ev)
+			a.record(c, req.auditIn, req.actor.Event(req.auditIn.Name(), req.action, req.target, audit.Success))
 		}
 	}
 }
@@ -165,13 +199,17 @@ func (a *API) fail(c *gin.Context, req *request, action string, err error) {
 	if status >= 500 {
 		outcome = audit.Failed
 	}
-	ev := req.actor.Event(a.auditEnv(req), action, req.target, outcome)
+	envName := ""
+	if req.auditIn != nil {
+		envName = req.auditIn.Name()
+	}
+	ev := req.actor.Event(envName, action, req.target, outcome)
 	ev.ErrorCode = registry.AsError(err).Code
-	if req.principal.Environment != "" && req.principal.Environment != req.env {
+	if req.principal.Environment != "" && req.principal.Environment != envName {
 		ev.Details = map[string]string{"credentialEnvironment": req.principal.Environment}
 	}
 	ev.Details = withRoute(ev.Details, c)
-	a.record(c, ev)
+	a.record(c, req.auditIn, ev)
 }
 
 func withRoute(d map[string]string, c *gin.Context) map[string]string {
@@ -183,25 +221,21 @@ func withRoute(d map[string]string, c *gin.Context) map[string]string {
 	return d
 }
 
-// auditEnv files a refusal under the environment the request targeted when
-// that is a configured one, so each environment's owners see the attempts
-// made against it.
-func (a *API) auditEnv(req *request) string {
-	for _, e := range a.Registry.EnvironmentNames() {
-		if e == req.env {
-			return e
-		}
-	}
-	return ""
-}
-
-func (a *API) record(c *gin.Context, ev audit.Event) {
+// record appends ev to env's audit trail, or to the unbound trail when no
+// configured environment owns it.
+func (a *API) record(c *gin.Context, env *environment.Environment, ev audit.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = a.Now().UTC()
 	}
 	// The audit write must not be lost because the client went away.
 	ctx := context.WithoutCancel(c.Request.Context())
-	if err := a.Audit.Append(ctx, ev); err != nil {
+	var err error
+	if env != nil {
+		_, err = env.Metadata().AppendAudit(ctx, ev)
+	} else {
+		_, err = a.Unbound.AppendUnboundAudit(ctx, ev)
+	}
+	if err != nil {
 		a.Logger.Error("audit append failed", "request_id", ev.RequestID, "action", ev.Action, "err", err)
 	}
 }
@@ -266,12 +300,12 @@ func decodeJSON(c *gin.Context, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return registry.Errorf(registry.TooLarge, registry.CodeTooLarge, "request body is over %d bytes", maxJSONBody)
+			return registry.CodeTooLarge.Errorf("request body is over %d bytes", maxJSONBody)
 		}
-		return registry.Errorf(registry.Invalid, registry.CodeInvalidRequest, "invalid JSON body: %s", truncate(err.Error(), 200))
+		return registry.CodeInvalidRequest.Errorf("invalid JSON body: %s", truncate(err.Error(), 200))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return registry.Errorf(registry.Invalid, registry.CodeInvalidRequest, "invalid JSON body: trailing data")
+		return registry.CodeInvalidRequest.Errorf("invalid JSON body: trailing data")
 	}
 	return nil
 }
@@ -289,8 +323,7 @@ func splitArtifactPath(p string) (name string, op []string, err error) {
 	p = strings.TrimPrefix(p, "/")
 	name, rest, ok := strings.Cut(p, "/-/")
 	if !ok || name == "" {
-		return "", nil, registry.Errorf(registry.NotFound, registry.CodeNotFound,
-			"no such route: want /artifacts/<name>/-/versions[/<version>[/files/<path>]] or /artifacts/<name>/-/resolve")
+		return "", nil, registry.CodeNotFound.Errorf("no such route: want /artifacts/<name>/-/versions[/<version>[/files/<path>]] or /artifacts/<name>/-/resolve")
 	}
 	return name, strings.SplitN(rest, "/", 3), nil
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -8,28 +9,29 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stagegate/stagegate/api"
 	"github.com/stagegate/stagegate/audit"
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/registry"
 )
 
 func (a *API) whoami(c *gin.Context, req *request) error {
-	c.JSON(http.StatusOK, gin.H{
-		"environment":  req.principal.Environment,
-		"role":         req.principal.Role,
-		"actor":        req.principal.Actor,
-		"credentialId": req.principal.CredentialID,
+	c.JSON(http.StatusOK, api.Whoami{
+		Environment:  req.principal.Environment,
+		Role:         string(req.principal.Role),
+		Actor:        req.principal.Actor,
+		CredentialID: req.principal.CredentialID,
 	})
 	return nil
 }
 
 func (a *API) listEnvironments(c *gin.Context, req *request) error {
-	names := a.Registry.EnvironmentNames()
-	out := make([]gin.H, len(names))
+	names := a.Environments.Names()
+	out := make([]api.EnvironmentSummary, len(names))
 	for i, n := range names {
-		out[i] = gin.H{"name": n, "position": i, "acceptsPublish": i == 0}
+		out[i] = api.EnvironmentSummary{Name: n, Position: i, AcceptsPublish: i == 0}
 	}
-	c.JSON(http.StatusOK, gin.H{"environments": out})
+	c.JSON(http.StatusOK, api.EnvironmentList{Environments: out})
 	return nil
 }
 
@@ -38,7 +40,7 @@ func (a *API) listArtifacts(c *gin.Context, req *request) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"environment": req.env, "artifacts": arts})
+	c.JSON(http.StatusOK, api.ArtifactList{Environment: req.env.Name(), Artifacts: arts})
 	return nil
 }
 
@@ -61,7 +63,7 @@ func (a *API) getArtifactPath(c *gin.Context, req *request) error {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, gin.H{"environment": req.env, "name": name, "versions": versions})
+		c.JSON(http.StatusOK, api.VersionList{Environment: req.env.Name(), Name: name, Versions: versions})
 		return nil
 	case len(op) == 1 && op[0] == "resolve":
 		rec, err := a.Registry.Resolve(ctx, req.env, name, c.Query("constraint"))
@@ -86,7 +88,7 @@ func (a *API) getArtifactPath(c *gin.Context, req *request) error {
 			return a.serveFile(c, req, name, op[1], sub)
 		}
 	}
-	return registry.Errorf(registry.NotFound, registry.CodeNotFound, "no such route")
+	return registry.CodeNotFound.Errorf("no such route")
 }
 
 func (a *API) serveManifest(c *gin.Context, req *request, name, version string) error {
@@ -99,9 +101,10 @@ func (a *API) serveManifest(c *gin.Context, req *request, name, version string) 
 	return nil
 }
 
-// serveFile streams a file. The store's reader verifies the digest; when it
-// detects corruption at the end, the connection is cut so the client never
-// sees a clean response (clients verify the digest header as well).
+// serveFile streams a file, never handing a client the complete body of
+// corrupt content (copyVerified): a small file that fails verification is a
+// 500 before any byte, a large one is cut short of its Content-Length, which
+// every HTTP client reports as a failed transfer.
 func (a *API) serveFile(c *gin.Context, req *request, name, version, path string) error {
 	rc, f, err := a.Registry.OpenFile(c.Request.Context(), req.env, name, version, path)
 	if err != nil {
@@ -115,20 +118,21 @@ func (a *API) serveFile(c *gin.Context, req *request, name, version, path string
 	if c.Request.Method == http.MethodHead {
 		return nil
 	}
-	if _, err := copyBuffer(c.Writer, rc); err != nil {
-		a.Logger.Error("file download aborted", "request_id", req.actor.RequestID, "digest", f.Digest.String(), "err", err)
+	if _, err := copyVerified(c.Writer, rc); err != nil {
+		if errors.Is(err, errNothingWritten) {
+			c.Writer.Header().Del("Content-Length")
+			c.Writer.Header().Del("X-Stagegate-Digest")
+			return registry.StorageError("reading "+f.Digest.String(), err)
+		}
+		if errors.Is(err, registry.ErrDigestMismatch) {
+			a.Logger.Error("file download cut: stored content does not match its digest", "request_id", req.actor.RequestID,
+				"environment", req.env.Name(), "digest", f.Digest.String(), "err", err)
+		} else {
+			a.Logger.Warn("file download aborted", "request_id", req.actor.RequestID, "digest", f.Digest.String(), "err", err)
+		}
 		panic(http.ErrAbortHandler)
 	}
 	return nil
-}
-
-// publishBody is the JSON of PUT /artifacts/<name>/-/versions/<version>.
-type publishBody struct {
-	Kind         string                 `json:"kind"`
-	Files        []registry.File        `json:"files"`
-	Labels       map[string]string      `json:"labels,omitempty"`
-	SourceCommit string                 `json:"sourceCommit,omitempty"`
-	CISignatures []registry.CISignature `json:"ciSignatures,omitempty"`
 }
 
 func (a *API) putArtifactPath(c *gin.Context, req *request) error {
@@ -142,10 +146,10 @@ func (a *API) putArtifactPath(c *gin.Context, req *request) error {
 		}
 	}
 	if len(op) != 2 || op[0] != "versions" {
-		return registry.Errorf(registry.NotFound, registry.CodeNotFound, "no such route: PUT /artifacts/<name>/-/versions/<version>[/evidence/<type>]")
+		return registry.CodeNotFound.Errorf("no such route: PUT /artifacts/<name>/-/versions/<version>[/evidence/<type>]")
 	}
 	req.target = name + "@" + op[1]
-	var body publishBody
+	var body api.PublishRequest
 	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
@@ -161,7 +165,7 @@ func (a *API) putArtifactPath(c *gin.Context, req *request) error {
 	if res.Created {
 		status = http.StatusCreated
 	}
-	c.JSON(status, gin.H{"created": res.Created, "version": res.Record})
+	c.JSON(status, api.PublishResponse{Created: res.Created, Version: res.Record})
 	return nil
 }
 
@@ -196,7 +200,7 @@ func (a *API) putBlob(c *gin.Context, req *request) error {
 	if created {
 		status = http.StatusCreated
 	}
-	c.JSON(status, gin.H{"digest": dgst.String(), "created": created})
+	c.JSON(status, api.BlobUploadResponse{Digest: dgst, Created: created})
 	return nil
 }
 
@@ -226,13 +230,13 @@ func (a *API) queryAudit(c *gin.Context, req *request) error {
 	switch f.Outcome {
 	case "", audit.Success, audit.Denied, audit.Failed:
 	default:
-		return registry.Errorf(registry.Invalid, registry.CodeInvalidRequest, "outcome: want success, denied or failed")
+		return registry.CodeInvalidRequest.Errorf("outcome: want success, denied or failed")
 	}
-	events, err := a.Audit.Query(c.Request.Context(), req.env, f)
+	events, err := req.env.Metadata().QueryAudit(c.Request.Context(), f)
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"environment": req.env, "events": events})
+	c.JSON(http.StatusOK, api.AuditEventList{Environment: req.env.Name(), Events: events})
 	return nil
 }
 
@@ -243,7 +247,7 @@ func queryTime(c *gin.Context, key string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return time.Time{}, registry.Errorf(registry.Invalid, registry.CodeInvalidRequest, "%s: want an RFC 3339 time", key)
+		return time.Time{}, registry.CodeInvalidRequest.Errorf("%s: want an RFC 3339 time", key)
 	}
 	return t, nil
 }
@@ -255,18 +259,13 @@ func queryInt(c *gin.Context, key string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return 0, registry.Errorf(registry.Invalid, registry.CodeInvalidRequest, "%s: want a non-negative integer", key)
+		return 0, registry.CodeInvalidRequest.Errorf("%s: want a non-negative integer", key)
 	}
 	return n, nil
 }
 
-type createKeyBody struct {
-	Name string `json:"name"`
-	Role string `json:"role"`
-}
-
 func (a *API) createKey(c *gin.Context, req *request) error {
-	var body createKeyBody
+	var body api.CreateKeyRequest
 	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
@@ -275,12 +274,12 @@ func (a *API) createKey(c *gin.Context, req *request) error {
 	if err != nil {
 		return err
 	}
-	token, key, err := auth.CreateKey(c.Request.Context(), a.Keys(req.env), req.env, body.Name, role, req.actor, a.Now())
+	token, key, err := auth.CreateKey(c.Request.Context(), a.Keys(req.env), req.env.Name(), body.Name, role, req.actor, a.Now())
 	if err != nil {
 		return err
 	}
 	req.audited = true
-	c.JSON(http.StatusCreated, gin.H{"key": key, "token": token})
+	c.JSON(http.StatusCreated, api.CreateKeyResponse{Key: wireKey(key), Token: token})
 	return nil
 }
 
@@ -289,13 +288,22 @@ func (a *API) listKeys(c *gin.Context, req *request) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"environment": req.env, "keys": keys})
+	out := make([]api.Key, len(keys))
+	for i, k := range keys {
+		out[i] = wireKey(k)
+	}
+	c.JSON(http.StatusOK, api.KeyList{Environment: req.env.Name(), Keys: out})
 	return nil
+}
+
+func wireKey(k auth.Key) api.Key {
+	return api.Key{ID: k.ID, Name: k.Name, Environment: k.Environment, Role: string(k.Role),
+		CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy, RevokedAt: k.RevokedAt}
 }
 
 func (a *API) revokeKey(c *gin.Context, req *request) error {
 	req.target = c.Param("id")
-	if err := auth.RevokeKey(c.Request.Context(), a.Keys(req.env), req.env, c.Param("id"), req.actor, a.Now()); err != nil {
+	if err := auth.RevokeKey(c.Request.Context(), a.Keys(req.env), req.env.Name(), c.Param("id"), req.actor, a.Now()); err != nil {
 		return err
 	}
 	req.audited = true
@@ -303,12 +311,25 @@ func (a *API) revokeKey(c *gin.Context, req *request) error {
 	return nil
 }
 
-func (a *API) publicKey(c *gin.Context) {
-	pem, keyID, ok := a.PublicKey(c.Param("env"))
-	if !ok {
-		a.writeError(c, registry.Errorf(registry.NotFound, registry.CodeNotFound, "unknown environment %q", truncate(c.Param("env"), 40)))
-		return
+// publicKeys serves each environment's public key. Public keys are public:
+// consumers verify offline with them, and knowing prod's grants nothing, so
+// the route takes no credential. The table is built once, here.
+func (a *API) publicKeys() gin.HandlerFunc {
+	type publicKey struct {
+		pem   []byte
+		keyID string
 	}
-	c.Header("X-Stagegate-Key-Id", keyID)
-	c.Data(http.StatusOK, "application/x-pem-file", pem)
+	keys := map[string]publicKey{}
+	for _, e := range a.Environments.All() {
+		keys[e.Name()] = publicKey{pem: e.Signer().PublicKeyPEM(), keyID: e.Signer().KeyID()}
+	}
+	return func(c *gin.Context) {
+		k, ok := keys[c.Param("env")]
+		if !ok {
+			a.writeError(c, registry.CodeNotFound.Errorf("unknown environment %q", truncate(c.Param("env"), 40)))
+			return
+		}
+		c.Header("X-Stagegate-Key-Id", k.keyID)
+		c.Data(http.StatusOK, "application/x-pem-file", k.pem)
+	}
 }

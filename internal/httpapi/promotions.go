@@ -7,38 +7,14 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stagegate/stagegate/api"
 	"github.com/stagegate/stagegate/gates"
 	"github.com/stagegate/stagegate/promotion"
 	"github.com/stagegate/stagegate/registry"
 )
 
-type promoteBody struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	From    string `json:"from,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-	DryRun  bool   `json:"dryRun,omitempty"`
-}
-
-// promoteResponse is the answer to a promotion: the gate run with every
-// check's result, and the release when one was made.
-type promoteResponse struct {
-	Passed  bool              `json:"passed"`
-	DryRun  bool              `json:"dryRun"`
-	Created bool              `json:"created"`
-	Release *registry.Release `json:"release,omitempty"`
-	GateRun *gateRunSummary   `json:"gateRun,omitempty"`
-	Report  *gates.Report     `json:"report,omitempty"`
-}
-
-type gateRunSummary struct {
-	ID           string `json:"id"`
-	PolicyDigest string `json:"policyDigest"`
-	Passed       bool   `json:"passed"`
-}
-
 func (a *API) promote(c *gin.Context, req *request) error {
-	var body promoteBody
+	var body api.PromoteRequest
 	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
@@ -52,9 +28,9 @@ func (a *API) promote(c *gin.Context, req *request) error {
 	if err != nil {
 		return err
 	}
-	out := promoteResponse{Passed: true, DryRun: body.DryRun, Created: res.Created, Release: res.Release, Report: res.Report}
+	out := api.PromoteResponse[gates.Report]{Passed: true, DryRun: body.DryRun, Created: res.Created, Release: res.Release, Report: res.Report}
 	if res.GateRun != nil {
-		out.GateRun = &gateRunSummary{ID: res.GateRun.ID, PolicyDigest: res.GateRun.PolicyDigest, Passed: res.GateRun.Passed}
+		out.GateRun = &api.GateRunSummary{ID: res.GateRun.ID, PolicyDigest: res.GateRun.PolicyDigest, Passed: res.GateRun.Passed}
 	}
 	// The commit wrote its audit event in the release's transaction.
 	req.audited = res.Release != nil && res.GateRun != nil
@@ -82,12 +58,10 @@ func (a *API) postArtifactPath(c *gin.Context, req *request) error {
 		return err
 	}
 	if len(op) != 3 || op[0] != "versions" || op[2] != "approvals" {
-		return registry.Errorf(registry.NotFound, registry.CodeNotFound, "no such route: POST /artifacts/<name>/-/versions/<version>/approvals")
+		return registry.CodeNotFound.Errorf("no such route: POST /artifacts/<name>/-/versions/<version>/approvals")
 	}
 	req.target = name + "@" + op[1]
-	var body struct {
-		Comment string `json:"comment,omitempty"`
-	}
+	var body api.ApprovalRequest
 	if c.Request.ContentLength != 0 {
 		if err := decodeJSON(c, &body); err != nil {
 			return err
@@ -107,11 +81,11 @@ func (a *API) putEvidence(c *gin.Context, req *request, name, version, typ strin
 	req.action = promotion.ActionEvidenceAdd
 	req.target = name + "@" + version
 	if c.Request.ContentLength > gates.MaxEvidenceSize {
-		return registry.Errorf(registry.TooLarge, registry.CodeTooLarge, "evidence is over %d bytes", gates.MaxEvidenceSize)
+		return registry.CodeTooLarge.Errorf("evidence is over %d bytes", gates.MaxEvidenceSize)
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, gates.MaxEvidenceSize))
 	if err != nil {
-		return registry.Errorf(registry.TooLarge, registry.CodeTooLarge, "evidence is over %d bytes or the upload broke", gates.MaxEvidenceSize)
+		return registry.CodeTooLarge.Errorf("evidence is over %d bytes or the upload broke", gates.MaxEvidenceSize)
 	}
 	doc, created, err := a.Promotions.AddEvidence(c.Request.Context(), req.env, req.actor, name, version, typ, data)
 	if err != nil {
@@ -122,7 +96,7 @@ func (a *API) putEvidence(c *gin.Context, req *request, name, version, typ strin
 	if created {
 		status = http.StatusCreated
 	}
-	c.JSON(status, gin.H{"created": created, "evidence": doc})
+	c.JSON(status, api.EvidenceResponse{Created: created, Evidence: doc})
 	return nil
 }
 
@@ -136,14 +110,14 @@ func (a *API) getPromotionPath(c *gin.Context, req *request, name string, op []s
 		if err != nil {
 			return true, err
 		}
-		c.JSON(http.StatusOK, gin.H{"environment": req.env, "name": name, "releases": releases})
+		c.JSON(http.StatusOK, api.ReleaseList{Environment: req.env.Name(), Name: name, Releases: releases})
 		return true, nil
 	case len(op) == 3 && op[0] == "versions" && op[2] == "evidence":
 		docs, err := a.Promotions.ListEvidence(ctx, req.env, name, op[1])
 		if err != nil {
 			return true, err
 		}
-		c.JSON(http.StatusOK, gin.H{"evidence": docs})
+		c.JSON(http.StatusOK, api.EvidenceList{Evidence: docs})
 		return true, nil
 	case len(op) == 3 && op[0] == "versions" && op[2] == "attestation":
 		env, err := a.Promotions.Attestation(ctx, req.env, name, op[1])

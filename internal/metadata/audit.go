@@ -12,11 +12,19 @@ import (
 const auditColumns = `id, occurred_at, environment, actor, credential_id, action, target,
 	outcome, error_code, request_id, details`
 
-// AppendAudit records ev in e's environment (whatever ev.Environment says)
-// and returns its id. A zero ev.Time means now.
+// AppendAudit records ev, an event of e's environment, and returns its id.
+// An ev.Environment other than e's (including "") is an Internal error and
+// nothing is written: the handle does not relabel events it was not meant
+// to receive. A zero ev.Time means now.
 func (e *Env) AppendAudit(ctx context.Context, ev audit.Event) (int64, error) {
-	ev.Environment = e.env
-	return e.s.AppendAudit(ctx, ev)
+	if ev.Environment != e.env {
+		return 0, internalf("append audit: event for environment %q through handle for %q", ev.Environment, e.env)
+	}
+	id, err := e.s.insertAudit(ctx, e.s.db, ev)
+	if err != nil {
+		return 0, dbError("append audit", err)
+	}
+	return id, nil
 }
 
 // insertAudit appends ev through q (the pool or a transaction). ev.ID is
@@ -94,19 +102,7 @@ func (e *Env) QueryAudit(ctx context.Context, f audit.Filter) ([]audit.Event, er
 	if err != nil {
 		return nil, dbError("query audit", err)
 	}
-	defer rows.Close()
-	out := []audit.Event{}
-	for rows.Next() {
-		ev, err := scanAudit(rows)
-		if err != nil {
-			return nil, dbError("query audit", err)
-		}
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, dbError("query audit", err)
-	}
-	return out, nil
+	return collect(rows, "query audit", scanAudit)
 }
 
 func scanAudit(sc scanner) (audit.Event, error) {

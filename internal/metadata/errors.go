@@ -15,14 +15,6 @@ import (
 	"github.com/stagegate/stagegate/registry"
 )
 
-// CodeKeyExists is returned when an API key id or token hash is already
-// stored. (Candidate for registry's list of stable codes.)
-const CodeKeyExists = "key_exists"
-
-// CodeGateRunExists is returned when a gate run id is already stored.
-// (Candidate for registry's list of stable codes.)
-const CodeGateRunExists = "gate_run_exists"
-
 // dbError turns a database failure into a registry error. Failures that a
 // retry may cure (cancelled or timed-out contexts, lost connections, busy
 // databases) become Unavailable; anything else is Internal. The cause, which
@@ -37,10 +29,10 @@ func dbError(op string, err error) error {
 	}
 	cause := fmt.Errorf("metadata: %s: %w", op, err)
 	if transient(err) {
-		return &registry.Error{Kind: registry.Unavailable, Code: registry.CodeUnavailable,
+		return &registry.Error{Kind: registry.Unavailable, Code: registry.CodeUnavailable.Name,
 			Message: "metadata database unavailable", Err: cause}
 	}
-	return &registry.Error{Kind: registry.Internal, Code: registry.CodeInternal,
+	return &registry.Error{Kind: registry.Internal, Code: registry.CodeInternal.Name,
 		Message: "internal error", Err: cause}
 }
 

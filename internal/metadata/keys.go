@@ -17,7 +17,7 @@ const selectKey = `SELECT id, name, environment, role, token_hash, created_at, c
 // CreateKey stores k and appends ev (in e's environment) in one
 // transaction. k.Environment must be e's environment (an Internal error
 // otherwise). A key whose id or token hash is already stored, in any
-// environment, is an Exists error with code CodeKeyExists, and nothing is
+// environment, is an Exists error with code registry.CodeKeyExists.Name, and nothing is
 // written.
 func (e *Env) CreateKey(ctx context.Context, k auth.Key, ev audit.Event) error {
 	if k.Environment != e.env {
@@ -43,7 +43,7 @@ func (e *Env) CreateKey(ctx context.Context, k auth.Key, ev audit.Event) error {
 		if n, err := res.RowsAffected(); err != nil {
 			return dbError("create key", err)
 		} else if n == 0 {
-			return registry.Errorf(registry.Exists, CodeKeyExists, "an API key with this id or token already exists")
+			return registry.CodeKeyExists.Errorf("an API key with this id or token already exists")
 		}
 		if _, err := e.s.insertAudit(ctx, tx, ev); err != nil {
 			return dbError("append audit", err)
@@ -59,19 +59,7 @@ func (e *Env) ListKeys(ctx context.Context) ([]auth.Key, error) {
 	if err != nil {
 		return nil, dbError("list keys", err)
 	}
-	defer rows.Close()
-	out := []auth.Key{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, dbError("list keys", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, dbError("list keys", err)
-	}
-	return out, nil
+	return collect(rows, "list keys", scanKey)
 }
 
 // RevokeKey marks key id of e's environment revoked at at, and appends ev
@@ -97,7 +85,7 @@ func (e *Env) RevokeKey(ctx context.Context, id string, at time.Time, ev audit.E
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM api_keys WHERE environment = $1 AND id = $2`,
 				e.env, id).Scan(&one)
 			if errors.Is(err, sql.ErrNoRows) {
-				return registry.Errorf(registry.NotFound, registry.CodeNotFound, "no API key %q in %s", id, e.env)
+				return registry.CodeNotFound.Errorf("no API key %q in %s", id, e.env)
 			}
 			if err != nil {
 				return dbError("revoke key", err)

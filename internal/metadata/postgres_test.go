@@ -70,9 +70,9 @@ func randomBytes(t *testing.T, n int) []byte {
 	return b
 }
 
-func openPostgres(t *testing.T, dsn string) *metadata.Store {
+func openPostgres(t *testing.T, dsn string, environments []string) *metadata.Store {
 	t.Helper()
-	s, err := metadata.Open(context.Background(), metadata.DriverPostgres, dsn)
+	s, err := metadata.Open(context.Background(), metadata.DriverPostgres, dsn, environments)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -85,8 +85,8 @@ func openPostgres(t *testing.T, dsn string) *metadata.Store {
 }
 
 func TestPostgres(t *testing.T) {
-	metadatatest.RunStoreSuite(t, func(t *testing.T) *metadata.Store {
-		return openPostgres(t, freshPostgres(t))
+	metadatatest.RunStoreSuite(t, func(t *testing.T, environments []string) *metadata.Store {
+		return openPostgres(t, freshPostgres(t), environments)
 	})
 }
 
@@ -106,7 +106,7 @@ func TestPostgresConcurrentMigrate(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			var s *metadata.Store
-			s, errs[i] = metadata.Open(context.Background(), metadata.DriverPostgres, dsn)
+			s, errs[i] = metadata.Open(context.Background(), metadata.DriverPostgres, dsn, testEnvironments())
 			if errs[i] == nil {
 				errs[i] = s.Close()
 			}
@@ -122,11 +122,22 @@ func TestPostgresConcurrentMigrate(t *testing.T) {
 
 func TestPostgresUnreachable(t *testing.T) {
 	ctx := context.Background()
-	_, err := metadata.Open(ctx, metadata.DriverPostgres, "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
+	_, err := metadata.Open(ctx, metadata.DriverPostgres, "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", testEnvironments())
 	if err == nil {
 		t.Fatal("Open of an unreachable server succeeded")
 	}
 	if registry.KindOf(err) != registry.Unavailable {
 		t.Errorf("Open of an unreachable server: %v, want an Unavailable error", err)
 	}
+}
+
+func TestPostgresUnboundAudit(t *testing.T) {
+	dsn := freshPostgres(t)
+	s := openPostgres(t, dsn, testEnvironments())
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	checkUnboundAudit(t, s, raw)
 }

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -55,13 +57,25 @@ type Store struct {
 	// pool so that reads never wait for the writer (WAL); otherwise it is db.
 	rdb *sql.DB
 	now func() time.Time
+	// envs holds a handle per configured environment, built by Open and
+	// never changed after it.
+	envs map[string]*Env
 }
 
 // Open connects to the database and applies any pending migrations. driver
 // is DriverSQLite or DriverPostgres. For SQLite, dsn is a file path
 // (optionally with modernc.org/sqlite "?_pragma=..." parameters) or
-// ":memory:"; for PostgreSQL it is a pgx connection string.
-func Open(ctx context.Context, driver, dsn string) (*Store, error) {
+// ":memory:"; a database file is created, or tightened, to mode 0600,
+// since it holds API key hashes and the audit trail. For PostgreSQL dsn is
+// a pgx connection string.
+//
+// environments are the configured environment names, in order: at least
+// one, each non-empty, no duplicates (an Invalid error otherwise). They are
+// the only names Store.Env accepts.
+func Open(ctx context.Context, driver, dsn string, environments []string) (*Store, error) {
+	if err := checkEnvironments(environments); err != nil {
+		return nil, err
+	}
 	var (
 		s   *Store
 		err error
@@ -72,11 +86,14 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	case DriverPostgres:
 		s, err = openPostgres(dsn)
 	default:
-		return nil, registry.Errorf(registry.Invalid, registry.CodeInvalidRequest,
-			"unknown metadata driver %q (want %q or %q)", driver, DriverSQLite, DriverPostgres)
+		return nil, registry.CodeInvalidRequest.Errorf("unknown metadata driver %q (want %q or %q)", driver, DriverSQLite, DriverPostgres)
 	}
 	if err != nil {
 		return nil, err
+	}
+	s.envs = make(map[string]*Env, len(environments))
+	for _, name := range environments {
+		s.envs[name] = &Env{s: s, env: name}
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
@@ -85,9 +102,33 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	return s, nil
 }
 
+func checkEnvironments(names []string) error {
+	if len(names) == 0 {
+		return registry.CodeInvalidRequest.Errorf("the metadata store needs at least one environment")
+	}
+	seen := make(map[string]bool, len(names))
+	for i, name := range names {
+		if name == "" {
+			return registry.CodeInvalidRequest.Errorf("environment %d has an empty name", i+1)
+		}
+		if seen[name] {
+			return registry.CodeInvalidRequest.Errorf("environment %q is configured twice", name)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
 func openSQLite(dsn string) (*Store, error) {
 	if dsn == "" {
-		return nil, registry.Errorf(registry.Invalid, registry.CodeInvalidRequest, "sqlite metadata store needs a file path")
+		return nil, registry.CodeInvalidRequest.Errorf("sqlite metadata store needs a file path")
+	}
+	if path, ok := sqliteFile(dsn); ok {
+		// Before sql.Open: SQLite would create the file 0644, and its -wal
+		// and -shm files take the database file's mode.
+		if err := restrictFile(path); err != nil {
+			return nil, err
+		}
 	}
 	writer := withParams(dsn, "_busy_timeout=10000", "_foreign_keys=1", "_journal_mode=WAL",
 		"_synchronous=NORMAL", "_txlock=immediate")
@@ -118,6 +159,62 @@ func withParams(dsn string, params ...string) string {
 	return dsn + sep + strings.Join(params, "&")
 }
 
+// sqliteFile returns the path of the database file that dsn names, and
+// false for in-memory databases and file: URIs naming another host.
+func sqliteFile(dsn string) (string, bool) {
+	if inMemory(dsn) {
+		return "", false
+	}
+	// modernc.org/sqlite cuts its own parameters at the first '?'; in a
+	// file: URI what follows is SQLite's, and not part of the path either.
+	name, _, _ := strings.Cut(dsn, "?")
+	if rest, ok := strings.CutPrefix(name, "file:"); ok {
+		rest, _, _ = strings.Cut(rest, "#")
+		if auth, ok := strings.CutPrefix(rest, "//"); ok {
+			host, path, _ := strings.Cut(auth, "/")
+			if host != "" && host != "localhost" {
+				return "", false
+			}
+			rest = "/" + path
+		}
+		var err error
+		if name, err = url.PathUnescape(rest); err != nil {
+			return "", false
+		}
+	}
+	return name, name != ""
+}
+
+// restrictFile creates the database file at path with mode 0600 if it does
+// not exist, and removes group and other permissions from it, and from the
+// -wal and -shm files beside it, if they do. Owner bits are left alone.
+func restrictFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return dbError("create sqlite file", err)
+		}
+	case !errors.Is(err, fs.ErrExist): // another process may have just created it
+		return dbError("create sqlite file", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) && p != path {
+			continue
+		}
+		if err != nil {
+			return dbError("stat sqlite file", err)
+		}
+		if mode := info.Mode().Perm(); mode&0o077 != 0 {
+			if err := os.Chmod(p, mode&^0o077); err != nil {
+				return dbError("restrict sqlite file", err)
+			}
+		}
+	}
+	return nil
+}
+
 func inMemory(dsn string) bool {
 	return strings.HasPrefix(dsn, ":memory:") || strings.HasPrefix(dsn, "file::memory:") ||
 		strings.Contains(dsn, "mode=memory")
@@ -126,7 +223,7 @@ func inMemory(dsn string) bool {
 func openPostgres(dsn string) (*Store, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
-		return nil, registry.Errorf(registry.Invalid, registry.CodeInvalidRequest, "invalid postgres connection string").WithCause(err)
+		return nil, registry.CodeInvalidRequest.Errorf("invalid postgres connection string").WithCause(err)
 	}
 	return &Store{driver: DriverPostgres, db: db, rdb: db, now: time.Now}, nil
 }
@@ -182,12 +279,23 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Env returns the handle for one environment. Every query made through it
-// reads and writes only that environment's rows.
-func (s *Store) Env(env string) *Env { return &Env{s: s, env: env} }
+// Env returns the handle of environment name. Every query made through it
+// reads and writes only that environment's rows. A name that was not
+// passed to Open is a NotFound error (code not_found).
+func (s *Store) Env(name string) (*Env, error) {
+	e, ok := s.envs[name]
+	if !ok {
+		return nil, registry.CodeNotFound.Errorf("unknown environment %q", name)
+	}
+	return e, nil
+}
 
-// Env is an environment-scoped view of the Store. It is cheap to create
-// and safe for concurrent use.
+// Env is an environment-scoped view of the Store, safe for concurrent use.
+// Handles are meant to be created once, at start-up, for the configured
+// environments, and handed to whatever serves each environment: code that
+// serves a request then holds a handle, never an environment name to look
+// up, so an unknown name is a start-up failure rather than a request-time
+// one.
 type Env struct {
 	s   *Store
 	env string
@@ -204,7 +312,7 @@ func (s *Store) KeyByHash(ctx context.Context, tokenHash string) (auth.Key, erro
 	row := s.rdb.QueryRowContext(ctx, selectKey+` WHERE token_hash = $1`, tokenHash)
 	k, err := scanKey(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return auth.Key{}, registry.Errorf(registry.NotFound, registry.CodeNotFound, "no such API key")
+		return auth.Key{}, registry.CodeNotFound.Errorf("no such API key")
 	}
 	if err != nil {
 		return auth.Key{}, dbError("key by hash", err)
@@ -212,10 +320,12 @@ func (s *Store) KeyByHash(ctx context.Context, tokenHash string) (auth.Key, erro
 	return k, nil
 }
 
-// AppendAudit records ev as given and returns its id. It exists for
-// refusals that happen before an environment is known (ev.Environment may
-// be ""); everything else should use Env.AppendAudit.
-func (s *Store) AppendAudit(ctx context.Context, ev audit.Event) (int64, error) {
+// AppendUnboundAudit records ev with no environment, whatever
+// ev.Environment says, and returns its id. It is for unauthenticated
+// requests only; everything else goes through an Env handle. No Env sees
+// these events.
+func (s *Store) AppendUnboundAudit(ctx context.Context, ev audit.Event) (int64, error) {
+	ev.Environment = ""
 	id, err := s.insertAudit(ctx, s.db, ev)
 	if err != nil {
 		return 0, dbError("append audit", err)
@@ -249,6 +359,6 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // internalf reports a caller bug: the store was handed something the
 // service layer should have refused.
 func internalf(format string, args ...any) *registry.Error {
-	return &registry.Error{Kind: registry.Internal, Code: registry.CodeInternal,
+	return &registry.Error{Kind: registry.Internal, Code: registry.CodeInternal.Name,
 		Message: "internal error", Err: fmt.Errorf("metadata: "+format, args...)}
 }

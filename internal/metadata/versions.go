@@ -105,8 +105,7 @@ func commitVersionTx(ctx context.Context, tx querier, env string, rec registry.V
 		return registry.VersionRecord{}, false, dbError("get version", err)
 	}
 	if existing.ManifestDigest != rec.ManifestDigest {
-		return registry.VersionRecord{}, false, registry.Errorf(registry.Exists, registry.CodeVersionExists,
-			"%s@%s already exists in %s with different content", rec.Name, rec.Version, env).
+		return registry.VersionRecord{}, false, registry.CodeVersionExists.Errorf("%s@%s already exists in %s with different content", rec.Name, rec.Version, env).
 			WithDetails(map[string]string{"manifestDigest": existing.ManifestDigest.String()})
 	}
 	return existing, false, nil
@@ -123,8 +122,7 @@ func getVersion(ctx context.Context, q querier, env, name, version string) (regi
 		WHERE environment = $1 AND name = $2 AND version = $3`, env, name, version)
 	rec, err := scanVersion(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return registry.VersionRecord{}, registry.Errorf(registry.NotFound, registry.CodeVersionNotFound,
-			"%s@%s not found in %s", name, version, env)
+		return registry.VersionRecord{}, registry.CodeVersionNotFound.Errorf("%s@%s not found in %s", name, version, env)
 	}
 	if err != nil {
 		return registry.VersionRecord{}, dbError("get version", err)
@@ -163,26 +161,32 @@ func listSignatures(ctx context.Context, q querier, env string, manifest v1.Hash
 	if err != nil {
 		return nil, dbError("list signatures", err)
 	}
-	defer rows.Close()
-	var out []registry.Signature
-	for rows.Next() {
-		var (
-			sig           registry.Signature
-			role, created string
-		)
-		if err := rows.Scan(&role, &sig.KeyID, &sig.Subject, &sig.Signature, &sig.Trusted, &created); err != nil {
-			return nil, dbError("list signatures", err)
-		}
-		sig.Role = registry.SignerRole(role)
-		if sig.CreatedAt, err = parseTime(created); err != nil {
-			return nil, dbError("list signatures", err)
-		}
-		out = append(out, sig)
+	sigs, err := collect(rows, "list signatures", scanSignature)
+	if err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, dbError("list signatures", err)
+	if len(sigs) == 0 {
+		// nil, not empty: a version committed without signatures reads back
+		// exactly as it was committed.
+		return nil, nil
 	}
-	return out, nil
+	return sigs, nil
+}
+
+func scanSignature(sc scanner) (registry.Signature, error) {
+	var (
+		sig           registry.Signature
+		role, created string
+	)
+	if err := sc.Scan(&role, &sig.KeyID, &sig.Subject, &sig.Signature, &sig.Trusted, &created); err != nil {
+		return registry.Signature{}, err
+	}
+	sig.Role = registry.SignerRole(role)
+	var err error
+	if sig.CreatedAt, err = parseTime(created); err != nil {
+		return registry.Signature{}, err
+	}
+	return sig, nil
 }
 
 // ciTrust stores an unset trust as absent.
@@ -201,19 +205,7 @@ func (e *Env) ListVersions(ctx context.Context, name string) ([]registry.Version
 	if err != nil {
 		return nil, dbError("list versions", err)
 	}
-	defer rows.Close()
-	out := []registry.VersionRecord{}
-	for rows.Next() {
-		rec, err := scanVersion(rows)
-		if err != nil {
-			return nil, dbError("list versions", err)
-		}
-		out = append(out, rec)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, dbError("list versions", err)
-	}
-	return out, nil
+	return collect(rows, "list versions", scanVersion)
 }
 
 // ListArtifacts summarises every name in e's environment, sorted by name
@@ -226,32 +218,30 @@ func (e *Env) ListArtifacts(ctx context.Context) ([]registry.ArtifactSummary, er
 	if err != nil {
 		return nil, dbError("list artifacts", err)
 	}
-	defer rows.Close()
-	out := []registry.ArtifactSummary{}
-	for rows.Next() {
-		var (
-			a          registry.ArtifactSummary
-			last, kind string
-		)
-		if err := rows.Scan(&a.Name, &a.VersionCount, &last, &kind); err != nil {
-			return nil, dbError("list artifacts", err)
-		}
-		if a.LastPublished, err = parseTime(last); err != nil {
-			return nil, dbError("list artifacts", err)
-		}
-		a.Kind = registry.Kind(kind)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, dbError("list artifacts", err)
+	out, err := collect(rows, "list artifacts", scanArtifact)
+	if err != nil {
+		return nil, err
 	}
 	// Sorted here, not in SQL, so that both databases agree whatever their collation.
 	slices.SortFunc(out, func(a, b registry.ArtifactSummary) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
-// scanner is what *sql.Row and *sql.Rows have in common.
-type scanner interface{ Scan(dest ...any) error }
+func scanArtifact(sc scanner) (registry.ArtifactSummary, error) {
+	var (
+		a          registry.ArtifactSummary
+		last, kind string
+	)
+	if err := sc.Scan(&a.Name, &a.VersionCount, &last, &kind); err != nil {
+		return registry.ArtifactSummary{}, err
+	}
+	a.Kind = registry.Kind(kind)
+	var err error
+	if a.LastPublished, err = parseTime(last); err != nil {
+		return registry.ArtifactSummary{}, err
+	}
+	return a, nil
+}
 
 func scanVersion(sc scanner) (registry.VersionRecord, error) {
 	var (

@@ -18,6 +18,9 @@ import (
 // envKeys are one environment's loaded keys.
 type envKeys struct {
 	signer *signing.Signer
+	// verifier holds the signing key and the verification keys it rotated
+	// away from.
+	verifier *signing.Keyring
 	// trustedCI is nil when no CI key is trusted.
 	trustedCI *signing.Keyring
 }
@@ -65,12 +68,11 @@ func loadKeys(cfg config.Config, e config.Environment, logger *slog.Logger) (*en
 		}
 		pems = append(pems, pem)
 	}
-	// Loaded only to refuse a bad rotation key at start-up; no request
-	// path verifies with older keys yet.
-	if _, err := signing.NewKeyring(pems...); err != nil {
+	verifier, err := signing.NewKeyring(pems...)
+	if err != nil {
 		return nil, fmt.Errorf("environment %s: verification keys: %w", e.Name, err)
 	}
-	keys := &envKeys{signer: signer}
+	keys := &envKeys{signer: signer, verifier: verifier}
 	if len(sg.TrustedCIKeys) > 0 {
 		var ci [][]byte
 		for _, p := range sg.TrustedCIKeys {

@@ -20,6 +20,7 @@ import (
 	"github.com/stagegate/stagegate/client"
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/internal/config"
+	"github.com/stagegate/stagegate/internal/httpapi"
 	"github.com/stagegate/stagegate/registry"
 )
 
@@ -96,7 +97,7 @@ func TestPublishAndRead(t *testing.T) {
 
 		changed := map[string][]byte{"config.json": []byte(`{"layers": 3}`)}
 		_, err = push(t, pub, "dev", "team/fraud-detector@1.2.0", "model", changed)
-		wantAPIError(t, err, http.StatusConflict, registry.CodeVersionExists)
+		wantAPIError(t, err, http.StatusConflict, registry.CodeVersionExists.Name)
 
 		// Download round trip: every byte and digest survives.
 		out := t.TempDir()
@@ -154,7 +155,7 @@ func TestPublishAndRead(t *testing.T) {
 			}
 		}
 		_, err = pub.Resolve(ctx, "dev", "team/fraud-detector", "^3")
-		wantAPIError(t, err, http.StatusNotFound, registry.CodeNoMatch)
+		wantAPIError(t, err, http.StatusNotFound, registry.CodeNoMatch.Name)
 
 		arts, err := pub.ListArtifacts(ctx, "dev")
 		if err != nil || len(arts) != 1 || arts[0].Name != "team/fraud-detector" || arts[0].VersionCount != 4 {
@@ -163,7 +164,7 @@ func TestPublishAndRead(t *testing.T) {
 
 		// The same name may not change kind.
 		_, err = push(t, pub, "dev", "team/fraud-detector@9.0.0", "schema", map[string][]byte{"s.json": []byte("{}")})
-		wantAPIError(t, err, http.StatusConflict, registry.CodeKindMismatch)
+		wantAPIError(t, err, http.StatusConflict, registry.CodeKindMismatch.Name)
 
 		// Every mutation is in the audit trail.
 		events, err := pub.Audit(ctx, "dev", url.Values{"action": {"artifact.publish"}})
@@ -196,6 +197,66 @@ func TestPublishAndRead(t *testing.T) {
 	})
 }
 
+// envRoute is a concrete request for one route of an environment (":env"
+// stays in path).
+type envRoute struct{ method, path, body string }
+
+// envRoutes expands every route of the router that names an environment into
+// concrete requests. A wildcard route dispatches several operations, each
+// listed here; a route the router has and this table lacks fails the test, so
+// a route added later cannot escape the separation tests.
+func envRoutes(t *testing.T, s *stack, dgst string) []envRoute {
+	t.Helper()
+	art := "/v1/environments/:env/artifacts"
+	examples := map[string][]envRoute{
+		"GET " + art: {{"GET", art, ""}},
+		"GET " + art + "/*rest": {
+			{"GET", art + "/", ""},
+			{"GET", art + "/agent/-/versions", ""},
+			{"GET", art + "/agent/-/versions/1.0.0", ""},
+			{"GET", art + "/agent/-/versions/1.0.0/manifest", ""},
+			{"GET", art + "/agent/-/versions/1.0.0/files/agent.yaml", ""},
+			{"GET", art + "/agent/-/resolve?constraint=%5E1", ""},
+			{"GET", art + "/agent/-/releases", ""},
+			{"GET", art + "/agent/-/versions/1.0.0/evidence", ""},
+			{"GET", art + "/agent/-/versions/1.0.0/attestation", ""},
+		},
+		"HEAD " + art + "/*rest": {{"HEAD", art + "/agent/-/versions/1.0.0/files/agent.yaml", ""}},
+		"PUT " + art + "/*rest": {
+			{"PUT", art + "/agent/-/versions/1.0.1", `{"kind":"agent-config","files":[]}`},
+			{"PUT", art + "/agent/-/versions/1.0.0/evidence/metrics", `{"auc":0.9}`},
+		},
+		"POST " + art + "/*rest":                   {{"POST", art + "/agent/-/versions/1.0.0/approvals", `{}`}},
+		"POST /v1/environments/:env/promotions":    {{"POST", "/v1/environments/:env/promotions", `{"name":"agent","version":"1.0.0","dryRun":true}`}},
+		"GET /v1/environments/:env/gate-runs/:id":  {{"GET", "/v1/environments/:env/gate-runs/gr_0", ""}},
+		"HEAD /v1/environments/:env/blobs/:digest": {{"HEAD", "/v1/environments/:env/blobs/" + dgst, ""}},
+		"PUT /v1/environments/:env/blobs/:digest":  {{"PUT", "/v1/environments/:env/blobs/" + dgst, "model: x\n"}},
+		"GET /v1/environments/:env/audit":          {{"GET", "/v1/environments/:env/audit", ""}},
+		"GET /v1/environments/:env/keys":           {{"GET", "/v1/environments/:env/keys", ""}},
+		"POST /v1/environments/:env/keys":          {{"POST", "/v1/environments/:env/keys", `{"name":"x","role":"admin"}`}},
+		"DELETE /v1/environments/:env/keys/:id":    {{"DELETE", "/v1/environments/:env/keys/key_0000", ""}},
+	}
+	// Public keys are public: the one route of an environment that takes
+	// no credential.
+	public := map[string]bool{"GET /v1/environments/:env/public-key": true}
+	var out []envRoute
+	for _, r := range httpapi.RoutesOf(s.srv.Handler()) {
+		id := r.Method + " " + r.Path
+		if !strings.Contains(r.Path, ":env") || public[id] {
+			continue
+		}
+		ex, ok := examples[id]
+		if !ok {
+			t.Errorf("route %s has no example request in envRoutes: add one", id)
+		}
+		out = append(out, ex...)
+	}
+	if len(out) == 0 {
+		t.Fatal("the router lists no environment routes")
+	}
+	return out
+}
+
 // TestEnvironmentSeparation: a credential of one environment is refused on
 // every route of another, and each refusal is audited in the target.
 func TestEnvironmentSeparation(t *testing.T) {
@@ -205,25 +266,10 @@ func TestEnvironmentSeparation(t *testing.T) {
 		if _, err := push(t, s.client(devAdmin), "dev", "agent@1.0.0", "agent-config", map[string][]byte{"agent.yaml": []byte("model: x\n")}); err != nil {
 			t.Fatal(err)
 		}
-		dgst := registry.DigestOf([]byte("model: x\n")).String()
-		routes := []struct{ method, path, body string }{
-			{"GET", "/artifacts", ""},
-			{"GET", "/artifacts/agent/-/versions", ""},
-			{"GET", "/artifacts/agent/-/versions/1.0.0", ""},
-			{"GET", "/artifacts/agent/-/versions/1.0.0/manifest", ""},
-			{"GET", "/artifacts/agent/-/versions/1.0.0/files/agent.yaml", ""},
-			{"GET", "/artifacts/agent/-/resolve?constraint=%5E1", ""},
-			{"PUT", "/artifacts/agent/-/versions/1.0.1", `{"kind":"agent-config","files":[]}`},
-			{"HEAD", "/blobs/" + dgst, ""},
-			{"PUT", "/blobs/" + dgst, "model: x\n"},
-			{"GET", "/audit", ""},
-			{"GET", "/keys", ""},
-			{"POST", "/keys", `{"name":"x","role":"admin"}`},
-			{"DELETE", "/keys/key_0000", ""},
-		}
+		routes := envRoutes(t, s, registry.DigestOf([]byte("model: x\n")).String())
 		for _, env := range []string{"staging", "prod"} {
 			for _, r := range routes {
-				req, _ := http.NewRequest(r.method, s.url+"/v1/environments/"+env+r.path, strings.NewReader(r.body))
+				req, _ := http.NewRequest(r.method, s.url+strings.ReplaceAll(r.path, ":env", env), strings.NewReader(r.body))
 				req.Header.Set("Authorization", "Bearer "+devAdmin)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
@@ -242,7 +288,7 @@ func TestEnvironmentSeparation(t *testing.T) {
 		// No key, or a bad one: 401 on every route.
 		for _, token := range []string{"", "sgk_not-a-real-key"} {
 			_, err := s.client(token).ListArtifacts(ctx, "dev")
-			wantAPIError(t, err, http.StatusUnauthorized, registry.CodeUnauthenticated)
+			wantAPIError(t, err, http.StatusUnauthorized, registry.CodeUnauthenticated.Name)
 		}
 
 		// prod's audit trail holds the attempts made against it.
@@ -254,7 +300,7 @@ func TestEnvironmentSeparation(t *testing.T) {
 			t.Fatalf("prod audit has %d denied events, want %d", len(events), len(routes))
 		}
 		for _, e := range events {
-			if e.ErrorCode != registry.CodeWrongEnvironment || e.Details["credentialEnvironment"] != "dev" || e.Actor != "dev-admin" {
+			if e.ErrorCode != registry.CodeWrongEnvironment.Name || e.Details["credentialEnvironment"] != "dev" || e.Actor != "dev-admin" {
 				t.Fatalf("unexpected audit event %+v", e)
 			}
 		}
@@ -274,9 +320,9 @@ func TestRolesAndKeyLifecycle(t *testing.T) {
 			t.Fatalf("reader cannot read: %v", err)
 		}
 		_, err = push(t, reader, "dev", "x@1.0.0", "generic", map[string][]byte{"a": []byte("a")})
-		wantAPIError(t, err, http.StatusForbidden, registry.CodeForbidden)
+		wantAPIError(t, err, http.StatusForbidden, registry.CodeForbidden.Name)
 		_, _, err = reader.CreateKey(ctx, "dev", "sneaky", "admin")
-		wantAPIError(t, err, http.StatusForbidden, registry.CodeForbidden)
+		wantAPIError(t, err, http.StatusForbidden, registry.CodeForbidden.Name)
 
 		keys, err := admin.ListKeys(ctx, "dev")
 		if err != nil || len(keys) != 2 {
@@ -286,7 +332,7 @@ func TestRolesAndKeyLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = reader.ListArtifacts(ctx, "dev")
-		wantAPIError(t, err, http.StatusUnauthorized, registry.CodeUnauthenticated)
+		wantAPIError(t, err, http.StatusUnauthorized, registry.CodeUnauthenticated.Name)
 		err = admin.RevokeKey(ctx, "dev", "key_doesnotexist")
 		wantAPIError(t, err, http.StatusNotFound, "not_found")
 	})
@@ -296,10 +342,10 @@ func TestPublishOnlyIntoFirstEnvironment(t *testing.T) {
 	forEachStack(t, func(t *testing.T, s *stack) {
 		staging := s.client(s.key("staging", auth.RoleAdmin))
 		_, err := push(t, staging, "staging", "agent@1.0.0", "agent-config", map[string][]byte{"a.yaml": []byte("a: 1")})
-		wantAPIError(t, err, http.StatusForbidden, registry.CodePublishNotFirst)
+		wantAPIError(t, err, http.StatusForbidden, registry.CodePublishNotFirst.Name)
 		_, err = staging.Publish(context.Background(), "staging", "agent", "1.0.0", client.PublishRequest{Kind: "agent-config",
 			Files: []registry.File{{Path: "a.yaml", Digest: registry.DigestOf([]byte("a: 1")), Size: 4}}})
-		wantAPIError(t, err, http.StatusForbidden, registry.CodePublishNotFirst)
+		wantAPIError(t, err, http.StatusForbidden, registry.CodePublishNotFirst.Name)
 	})
 }
 
@@ -348,16 +394,16 @@ func TestInterruptedUploadInvisible(t *testing.T) {
 
 		// Bytes that do not match the digest are refused and not stored.
 		_, err = pub.UploadBlob(ctx, "dev", dgst, bytes.NewReader(data[:len(data)-1]), int64(len(data)-1))
-		wantAPIError(t, err, http.StatusBadRequest, registry.CodeDigestMismatch)
+		wantAPIError(t, err, http.StatusBadRequest, registry.CodeDigestMismatch.Name)
 		if ok, _ := pub.BlobExists(ctx, "dev", dgst); ok {
 			t.Fatal("mismatching upload left a blob")
 		}
 
 		_, err = pub.Publish(ctx, "dev", "big-model", "1.0.0", client.PublishRequest{Kind: "model",
 			Files: []registry.File{{Path: "w.bin", Digest: dgst, Size: int64(len(data))}}})
-		wantAPIError(t, err, http.StatusBadRequest, registry.CodeBlobNotFound)
+		wantAPIError(t, err, http.StatusBadRequest, registry.CodeBlobNotFound.Name)
 		_, err = pub.GetVersion(ctx, "dev", "big-model", "1.0.0")
-		wantAPIError(t, err, http.StatusNotFound, registry.CodeVersionNotFound)
+		wantAPIError(t, err, http.StatusNotFound, registry.CodeVersionNotFound.Name)
 
 		// A complete upload afterwards works.
 		if _, err := pub.UploadBlob(ctx, "dev", dgst, bytes.NewReader(data), int64(len(data))); err != nil {
@@ -405,7 +451,7 @@ func TestConcurrentPublishOneWinner(t *testing.T) {
 				winner = i
 				continue
 			}
-			wantAPIError(t, err, http.StatusConflict, registry.CodeVersionExists)
+			wantAPIError(t, err, http.StatusConflict, registry.CodeVersionExists.Name)
 		}
 		if winner < 0 || !results[winner].Created {
 			t.Fatalf("no publish won")
@@ -439,18 +485,18 @@ func TestBadInputRefused(t *testing.T) {
 				status                        int
 				code                          string
 			}{
-				{"dotdot name", "a/../b", "1.0.0", "generic", files, 400, registry.CodeInvalidName},
-				{"uppercase name", "Fraud", "1.0.0", "generic", files, 400, registry.CodeInvalidName},
-				{"control char name", "a\x01b", "1.0.0", "generic", files, 400, registry.CodeInvalidName},
-				{"over-long name", strings.Repeat("a", 201), "1.0.0", "generic", files, 400, registry.CodeInvalidName},
-				{"latest", "a", "latest", "generic", files, 400, registry.CodeInvalidVersion},
-				{"range", "a", "^1.2", "generic", files, 400, registry.CodeInvalidVersion},
-				{"partial version", "a", "1.2", "generic", files, 400, registry.CodeInvalidVersion},
-				{"unknown kind", "a", "1.0.0", "dataset", files, 400, registry.CodeInvalidKind},
-				{"absolute path", "a", "1.0.0", "generic", []registry.File{{Path: "/etc/passwd", Digest: registry.DigestOf(good), Size: 2}}, 400, registry.CodeInvalidPath},
-				{"dotdot path", "a", "1.0.0", "generic", []registry.File{{Path: "x/../../y", Digest: registry.DigestOf(good), Size: 2}}, 400, registry.CodeInvalidPath},
-				{"no files", "a", "1.0.0", "generic", nil, 400, registry.CodeInvalidRequest},
-				{"size lie", "a", "1.0.0", "generic", []registry.File{{Path: "ok.txt", Digest: registry.DigestOf(good), Size: 3}}, 400, registry.CodeBlobSizeMismatch},
+				{"dotdot name", "a/../b", "1.0.0", "generic", files, 400, registry.CodeInvalidName.Name},
+				{"uppercase name", "Fraud", "1.0.0", "generic", files, 400, registry.CodeInvalidName.Name},
+				{"control char name", "a\x01b", "1.0.0", "generic", files, 400, registry.CodeInvalidName.Name},
+				{"over-long name", strings.Repeat("a", 201), "1.0.0", "generic", files, 400, registry.CodeInvalidName.Name},
+				{"latest", "a", "latest", "generic", files, 400, registry.CodeInvalidVersion.Name},
+				{"range", "a", "^1.2", "generic", files, 400, registry.CodeInvalidVersion.Name},
+				{"partial version", "a", "1.2", "generic", files, 400, registry.CodeInvalidVersion.Name},
+				{"unknown kind", "a", "1.0.0", "dataset", files, 400, registry.CodeInvalidKind.Name},
+				{"absolute path", "a", "1.0.0", "generic", []registry.File{{Path: "/etc/passwd", Digest: registry.DigestOf(good), Size: 2}}, 400, registry.CodeInvalidPath.Name},
+				{"dotdot path", "a", "1.0.0", "generic", []registry.File{{Path: "x/../../y", Digest: registry.DigestOf(good), Size: 2}}, 400, registry.CodeInvalidPath.Name},
+				{"no files", "a", "1.0.0", "generic", nil, 400, registry.CodeInvalidRequest.Name},
+				{"size lie", "a", "1.0.0", "generic", []registry.File{{Path: "ok.txt", Digest: registry.DigestOf(good), Size: 3}}, 400, registry.CodeBlobSizeMismatch.Name},
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
@@ -460,7 +506,7 @@ func TestBadInputRefused(t *testing.T) {
 			}
 			big := randomBytes(t, 1<<20+1)
 			_, err := pub.UploadBlob(ctx, "dev", registry.DigestOf(big), bytes.NewReader(big), int64(len(big)))
-			wantAPIError(t, err, http.StatusRequestEntityTooLarge, registry.CodeTooLarge)
+			wantAPIError(t, err, http.StatusRequestEntityTooLarge, registry.CodeTooLarge.Name)
 			if ok, _ := pub.BlobExists(ctx, "dev", registry.DigestOf(big)); ok {
 				t.Fatal("oversized blob stored")
 			}

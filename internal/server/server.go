@@ -13,7 +13,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/stagegate/stagegate/audit"
+	"github.com/stagegate/stagegate/environment"
 	"github.com/stagegate/stagegate/gates"
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/internal/blob"
@@ -28,13 +28,12 @@ import (
 
 // Server is a configured stagegate instance.
 type Server struct {
-	cfg      config.Config
-	logger   *slog.Logger
-	meta     *metadata.Store
-	drivers  map[string]blob.Driver
-	registry *registry.Service
-	keys     map[string]*envKeys
-	handler  http.Handler
+	cfg     config.Config
+	logger  *slog.Logger
+	meta    *metadata.Store
+	envs    *environment.List
+	drivers []blob.Driver // in promotion order, for readiness
+	handler http.Handler
 }
 
 // Option adjusts a Server.
@@ -48,8 +47,8 @@ type options struct {
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // New validates cfg, opens storage and metadata (creating buckets, directories
-// and schema when missing), loads keys and gate policies, and builds the HTTP
-// handler.
+// and schema when missing), loads keys and gate policies, builds every
+// environment once, and builds the HTTP handler over them.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	o := options{now: time.Now}
 	for _, opt := range opts {
@@ -65,67 +64,67 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, meta: meta, drivers: map[string]blob.Driver{}, keys: map[string]*envKeys{}}
-	envs := make([]registry.Environment, 0, len(cfg.Environments))
-	promoEnvs := make([]*promotion.Environment, 0, len(cfg.Environments))
+	s := &Server{cfg: cfg, logger: logger, meta: meta}
+	envs, keyAdmins, err := s.buildEnvironments(ctx, cfg, logger)
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	s.envs = envs
+	api := &httpapi.API{
+		Environments: envs,
+		Registry:     registry.NewService(registry.Limits{MaxFileSize: int64(cfg.Limits.MaxFileSize), MaxFiles: cfg.Limits.MaxFiles}, o.now),
+		Promotions:   promotion.New(o.now),
+		Auth:         auth.NewAuthenticator(meta),
+		Unbound:      meta,
+		Keys:         func(e *environment.Environment) auth.KeyAdmin { return keyAdmins[e.Position()] },
+		Ready:        s.Ready,
+		Logger:       logger,
+	}
+	s.handler = api.Handler()
+	return s, nil
+}
+
+// buildEnvironments wires each configured environment once: its bucket,
+// metadata handle, keys and policy. This is the one place environment names
+// are resolved into storage, metadata and keys.
+func (s *Server) buildEnvironments(ctx context.Context, cfg config.Config, logger *slog.Logger) (*environment.List, []auth.KeyAdmin, error) {
+	specs := make([]environment.Spec, 0, len(cfg.Environments))
+	keyAdmins := make([]auth.KeyAdmin, 0, len(cfg.Environments))
 	for i, e := range cfg.Environments {
 		keys, err := loadKeys(cfg, e, logger)
 		if err != nil {
-			meta.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		var policy *gates.Policy
 		if i > 0 {
 			if policy, err = loadPolicy(e); err != nil {
-				meta.Close()
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		d, err := openDriver(ctx, cfg, e)
 		if err != nil {
-			meta.Close()
-			return nil, fmt.Errorf("environment %s: %w", e.Name, err)
+			return nil, nil, fmt.Errorf("environment %s: %w", e.Name, err)
 		}
-		s.drivers[e.Name] = d
-		s.keys[e.Name] = keys
-		store := blob.NewStore(d)
-		env := registry.Environment{Name: e.Name, Blobs: store, Index: meta.Env(e.Name), Signer: keys.signer}
-		promo := &promotion.Environment{Name: e.Name, Index: promotionIndex{meta.Env(e.Name)}, Blobs: store, Signer: keys.signer, Policy: policy}
+		handle, err := s.meta.Env(e.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("environment %s: %w", e.Name, err)
+		}
+		s.drivers = append(s.drivers, d)
+		keyAdmins = append(keyAdmins, handle)
+		spec := environment.Spec{Name: e.Name, Blobs: blob.NewStore(d), Metadata: handle,
+			Signer: keys.signer, Verifier: keys.verifier, Policy: policy}
 		if keys.trustedCI != nil {
-			env.TrustedCI = keys.trustedCI
-			promo.TrustedCI = keys.trustedCI
+			// A nil *Keyring in the interface would not be a nil interface.
+			spec.TrustedCI = keys.trustedCI
 		}
-		envs = append(envs, env)
-		promoEnvs = append(promoEnvs, promo)
+		specs = append(specs, spec)
 	}
-	s.registry, err = registry.NewService(envs, registry.Limits{MaxFileSize: int64(cfg.Limits.MaxFileSize), MaxFiles: cfg.Limits.MaxFiles}, o.now)
+	envs, err := environment.New(specs)
 	if err != nil {
-		meta.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	promotions, err := promotion.New(promoEnvs, o.now)
-	if err != nil {
-		meta.Close()
-		return nil, err
-	}
-	api := &httpapi.API{
-		Registry:   s.registry,
-		Promotions: promotions,
-		Auth:       auth.NewAuthenticator(meta),
-		Audit:      auditLog{meta},
-		Keys:       func(env string) auth.KeyAdmin { return meta.Env(env) },
-		Ready:      s.Ready,
-		PublicKey: func(env string) ([]byte, string, bool) {
-			k, ok := s.keys[env]
-			if !ok {
-				return nil, "", false
-			}
-			return k.signer.PublicKeyPEM(), k.signer.KeyID(), true
-		},
-		Logger: logger,
-	}
-	s.handler = api.Handler()
-	return s, nil
+	return envs, keyAdmins, nil
 }
 
 // OpenMetadata opens the configured metadata store (used by `keys create`
@@ -138,7 +137,7 @@ func OpenMetadata(ctx context.Context, cfg config.Config) (*metadata.Store, erro
 			return nil, fmt.Errorf("creating data dir: %w", err)
 		}
 	}
-	meta, err := metadata.Open(ctx, cfg.Database.Driver, dsn)
+	meta, err := metadata.Open(ctx, cfg.Database.Driver, dsn, cfg.EnvironmentNames())
 	if err != nil {
 		return nil, fmt.Errorf("opening %s metadata store: %w", cfg.Database.Driver, err)
 	}
@@ -170,9 +169,9 @@ func (s *Server) Metadata() *metadata.Store { return s.meta }
 // Ready reports whether the database and every bucket are reachable.
 func (s *Server) Ready(ctx context.Context) error {
 	errs := []error{s.meta.Ping(ctx)}
-	for name, d := range s.drivers {
-		if err := d.Ping(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("storage %s: %w", name, err))
+	for i, e := range s.envs.All() {
+		if err := s.drivers[i].Ping(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("storage %s: %w", e.Name(), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -206,20 +205,3 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 
 // Close releases the metadata store.
 func (s *Server) Close() error { return s.meta.Close() }
-
-// auditLog adapts the metadata store to the HTTP layer's AuditLog.
-type auditLog struct{ meta *metadata.Store }
-
-func (l auditLog) Append(ctx context.Context, ev audit.Event) error {
-	var err error
-	if ev.Environment == "" {
-		_, err = l.meta.AppendAudit(ctx, ev)
-	} else {
-		_, err = l.meta.Env(ev.Environment).AppendAudit(ctx, ev)
-	}
-	return err
-}
-
-func (l auditLog) Query(ctx context.Context, env string, f audit.Filter) ([]audit.Event, error) {
-	return l.meta.Env(env).QueryAudit(ctx, f)
-}

@@ -115,7 +115,11 @@ func freshPostgres(t testing.TB) string {
 // key mints an API key directly in the store, as `stagegate keys create` does.
 func (s *stack) key(env string, role auth.Role) string {
 	s.t.Helper()
-	token, _, err := auth.CreateKey(context.Background(), s.srv.Metadata().Env(env), env,
+	handle, err := s.srv.Metadata().Env(env)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	token, _, err := auth.CreateKey(context.Background(), handle, env,
 		strings.ReplaceAll(env+"-"+string(role), "/", "-"), role, audit.Actor{Name: "test"}, time.Now())
 	if err != nil {
 		s.t.Fatalf("create key: %v", err)

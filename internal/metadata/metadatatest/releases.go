@@ -33,12 +33,12 @@ func evidence(env, name, ver string, seed int, typ string, docSeed int) registry
 
 // promotion builds the promotion of version(env, name, ver, seed) from
 // staging's predecessor, with one signature and two evidence documents.
-func promotion(env, name, ver string, seed int) metadata.Promotion {
+func promotion(env, name, ver string, seed int) registry.PromotionCommit {
 	v := version(env, name, ver, seed)
 	v.Signatures = []registry.Signature{{Role: registry.SignedByEnvironment, KeyID: "k-" + env,
 		Subject: registry.SubjectManifest, Signature: "MEUCIQ==", Trusted: true, CreatedAt: t0.UTC().Truncate(time.Microsecond)}}
 	target := name + "@" + ver
-	return metadata.Promotion{
+	return registry.PromotionCommit{
 		Version: v,
 		Evidence: []registry.Evidence{
 			evidence(env, name, ver, seed, registry.EvidenceJUnit, seed+5000),
@@ -62,7 +62,7 @@ func promotion(env, name, ver string, seed int) metadata.Promotion {
 
 func testEvidence(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	if got, err := dev.ListEvidence(ctx, "a", "1.0.0"); err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("ListEvidence of no evidence = %#v, %v; want empty non-nil", got, err)
 	}
@@ -113,7 +113,7 @@ func testEvidence(t *testing.T, s *metadata.Store) {
 // or another manifest is refused, and nothing is written.
 func testEvidenceRefused(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	if _, _, err := dev.CommitVersion(ctx, version("dev", "a", "1.0.0", 1), event(audit.ActionPublish, "a@1.0.0")); err != nil {
 		t.Fatal(err)
 	}
@@ -125,11 +125,11 @@ func testEvidenceRefused(t *testing.T, s *metadata.Store) {
 		kind registry.ErrorKind
 		code string
 	}{
-		{"other environment", evidence("prod", "a", "1.0.0", 1, registry.EvidenceJUnit, 10), registry.Internal, registry.CodeInternal},
-		{"unknown version", evidence("dev", "a", "9.9.9", 1, registry.EvidenceJUnit, 10), registry.NotFound, registry.CodeVersionNotFound},
-		{"unknown name", evidence("dev", "b", "1.0.0", 1, registry.EvidenceJUnit, 10), registry.NotFound, registry.CodeVersionNotFound},
-		{"other manifest digest", otherManifest, registry.Internal, registry.CodeInternal},
-		{"no type", noType, registry.Internal, registry.CodeInternal},
+		{"other environment", evidence("prod", "a", "1.0.0", 1, registry.EvidenceJUnit, 10), registry.Internal, registry.CodeInternal.Name},
+		{"unknown version", evidence("dev", "a", "9.9.9", 1, registry.EvidenceJUnit, 10), registry.NotFound, registry.CodeVersionNotFound.Name},
+		{"unknown name", evidence("dev", "b", "1.0.0", 1, registry.EvidenceJUnit, 10), registry.NotFound, registry.CodeVersionNotFound.Name},
+		{"other manifest digest", otherManifest, registry.Internal, registry.CodeInternal.Name},
+		{"no type", noType, registry.Internal, registry.CodeInternal.Name},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,7 +147,7 @@ func testEvidenceRefused(t *testing.T, s *metadata.Store) {
 
 func testApprovals(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	prod := s.Env("prod")
+	prod := mustEnv(t, s, "prod")
 	if got, err := prod.ListApprovals(ctx, "a", "1.0.0"); err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("ListApprovals of none = %#v, %v; want empty non-nil", got, err)
 	}
@@ -183,7 +183,7 @@ func testApprovals(t *testing.T, s *metadata.Store) {
 	}
 	staging := approval("erin", 1, 0)
 	staging.Environment = "staging"
-	if _, err := s.Env("staging").AddApproval(ctx, staging, event("artifact.approve", "a@1.0.0")); err != nil {
+	if _, err := mustEnv(t, s, "staging").AddApproval(ctx, staging, event("artifact.approve", "a@1.0.0")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := prod.ListApprovals(ctx, "a", "1.0.0")
@@ -195,7 +195,7 @@ func testApprovals(t *testing.T, s *metadata.Store) {
 	}
 
 	_, err = prod.AddApproval(ctx, staging, event("artifact.approve", "a@1.0.0"))
-	wantErr(t, "AddApproval of a staging approval through prod", err, registry.Internal, registry.CodeInternal)
+	wantErr(t, "AddApproval of a staging approval through prod", err, registry.Internal, registry.CodeInternal.Name)
 	if n := auditCount(t, prod); n != len(want)+1 {
 		t.Errorf("%d prod audit events, want %d", n, len(want)+1)
 	}
@@ -203,7 +203,7 @@ func testApprovals(t *testing.T, s *metadata.Store) {
 
 func testGateRuns(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	prod := s.Env("prod")
+	prod := mustEnv(t, s, "prod")
 	full := registry.GateRun{
 		ID: "run-1", Environment: "prod", Source: "staging", Name: "a", Version: "1.0.0",
 		ManifestDigest: digest(1), PolicyDigest: "sha256:policy", Passed: true, Actor: "alice",
@@ -238,14 +238,14 @@ func testGateRuns(t *testing.T, s *metadata.Store) {
 		kind registry.ErrorKind
 		code string
 	}{
-		{"duplicate id", "prod", full, registry.Exists, metadata.CodeGateRunExists},
-		{"duplicate id in another environment", "staging", staging, registry.Exists, metadata.CodeGateRunExists},
-		{"wrong environment", "prod", staging, registry.Internal, registry.CodeInternal},
-		{"invalid report", "prod", badReport, registry.Internal, registry.CodeInternal},
+		{"duplicate id", "prod", full, registry.Exists, registry.CodeGateRunExists.Name},
+		{"duplicate id in another environment", "staging", staging, registry.Exists, registry.CodeGateRunExists.Name},
+		{"wrong environment", "prod", staging, registry.Internal, registry.CodeInternal.Name},
+		{"invalid report", "prod", badReport, registry.Internal, registry.CodeInternal.Name},
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
-			wantErr(t, "RecordGateRun", s.Env(tc.env).RecordGateRun(ctx, tc.run), tc.kind, tc.code)
+			wantErr(t, "RecordGateRun", mustEnv(t, s, tc.env).RecordGateRun(ctx, tc.run), tc.kind, tc.code)
 		})
 	}
 	if got, err := prod.GetGateRun(ctx, "run-1"); err != nil || got.Environment != "prod" || got.Source != "staging" {
@@ -253,17 +253,17 @@ func testGateRuns(t *testing.T, s *metadata.Store) {
 	}
 	for _, id := range []string{"run-bad", "missing"} {
 		_, err := prod.GetGateRun(ctx, id)
-		wantErr(t, "GetGateRun("+id+")", err, registry.NotFound, registry.CodeNotFound)
+		wantErr(t, "GetGateRun("+id+")", err, registry.NotFound, registry.CodeNotFound.Name)
 	}
-	_, err := s.Env("staging").GetGateRun(ctx, "run-1")
-	wantErr(t, "staging GetGateRun of a prod run", err, registry.NotFound, registry.CodeNotFound)
+	_, err := mustEnv(t, s, "staging").GetGateRun(ctx, "run-1")
+	wantErr(t, "staging GetGateRun of a prod run", err, registry.NotFound, registry.CodeNotFound.Name)
 }
 
 func testNoReleases(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	_, err := s.Env("prod").CurrentRelease(ctx, "a")
-	wantErr(t, "CurrentRelease of an unreleased name", err, registry.NotFound, registry.CodeNotFound)
-	if got, err := s.Env("prod").ListReleases(ctx, "a"); err != nil || got == nil || len(got) != 0 {
+	_, err := mustEnv(t, s, "prod").CurrentRelease(ctx, "a")
+	wantErr(t, "CurrentRelease of an unreleased name", err, registry.NotFound, registry.CodeNotFound.Name)
+	if got, err := mustEnv(t, s, "prod").ListReleases(ctx, "a"); err != nil || got == nil || len(got) != 0 {
 		t.Errorf("ListReleases of an unreleased name = %#v, %v; want empty non-nil", got, err)
 	}
 }
@@ -272,7 +272,7 @@ func testNoReleases(t *testing.T, s *metadata.Store) {
 // evidence, its release and its audit event; releases chain by PreviousID.
 func testPromotionChain(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	prod := s.Env("prod")
+	prod := mustEnv(t, s, "prod")
 	p1, p2 := promotion("prod", "a", "1.0.0", 1), promotion("prod", "a", "1.1.0", 2)
 	r1, created, err := prod.CommitPromotion(ctx, p1)
 	if err != nil || !created {
@@ -335,7 +335,7 @@ func testPromotionChain(t *testing.T, s *metadata.Store) {
 // release and writes nothing but its audit event.
 func testPromotionIdempotent(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	prod := s.Env("prod")
+	prod := mustEnv(t, s, "prod")
 	first := promotion("prod", "a", "1.0.0", 1)
 	r1, _, err := prod.CommitPromotion(ctx, first)
 	if err != nil {
@@ -371,13 +371,13 @@ func testPromotionIdempotent(t *testing.T, s *metadata.Store) {
 // with other content writes nothing at all.
 func testPromotionConflict(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	prod := s.Env("prod")
+	prod := mustEnv(t, s, "prod")
 	existing := version("prod", "a", "1.0.0", 1)
 	if _, _, err := prod.CommitVersion(ctx, existing, event(audit.ActionPublish, "a@1.0.0")); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err := prod.CommitPromotion(ctx, promotion("prod", "a", "1.0.0", 2))
-	wantErr(t, "CommitPromotion over other content", err, registry.Exists, registry.CodeVersionExists)
+	wantErr(t, "CommitPromotion over other content", err, registry.Exists, registry.CodeVersionExists.Name)
 
 	if got, err := prod.GetVersion(ctx, "a", "1.0.0"); err != nil || got.ManifestDigest != digest(1) || len(got.Signatures) != 0 {
 		t.Errorf("version after refused promotion = %+v, %v; want unchanged", got, err)
@@ -397,20 +397,20 @@ func testPromotionConflict(t *testing.T, s *metadata.Store) {
 // themselves are caller bugs and write nothing.
 func testPromotionRefused(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	prod := s.Env("prod")
+	prod := mustEnv(t, s, "prod")
 	tests := []struct {
 		name   string
-		mutate func(p *metadata.Promotion)
+		mutate func(p *registry.PromotionCommit)
 	}{
-		{"version of another environment", func(p *metadata.Promotion) { p.Version.Environment = "staging" }},
-		{"release of another environment", func(p *metadata.Promotion) { p.Release.Environment = "staging" }},
-		{"evidence of another environment", func(p *metadata.Promotion) { p.Evidence[1].Environment = "staging" }},
-		{"rollback action", func(p *metadata.Promotion) { p.Release.Action = registry.ReleaseRollback }},
-		{"release of another version", func(p *metadata.Promotion) { p.Release.Version = "1.1.0" }},
-		{"release of another manifest", func(p *metadata.Promotion) { p.Release.ManifestDigest = digest(2) }},
-		{"evidence of another version", func(p *metadata.Promotion) { p.Evidence[0].Version = "1.1.0" }},
-		{"evidence of another manifest", func(p *metadata.Promotion) { p.Evidence[0].ManifestDigest = digest(2) }},
-		{"version without digest", func(p *metadata.Promotion) {
+		{"version of another environment", func(p *registry.PromotionCommit) { p.Version.Environment = "staging" }},
+		{"release of another environment", func(p *registry.PromotionCommit) { p.Release.Environment = "staging" }},
+		{"evidence of another environment", func(p *registry.PromotionCommit) { p.Evidence[1].Environment = "staging" }},
+		{"rollback action", func(p *registry.PromotionCommit) { p.Release.Action = registry.ReleaseRollback }},
+		{"release of another version", func(p *registry.PromotionCommit) { p.Release.Version = "1.1.0" }},
+		{"release of another manifest", func(p *registry.PromotionCommit) { p.Release.ManifestDigest = digest(2) }},
+		{"evidence of another version", func(p *registry.PromotionCommit) { p.Evidence[0].Version = "1.1.0" }},
+		{"evidence of another manifest", func(p *registry.PromotionCommit) { p.Evidence[0].ManifestDigest = digest(2) }},
+		{"version without digest", func(p *registry.PromotionCommit) {
 			p.Version.ManifestDigest = registry.Release{}.ManifestDigest
 			p.Release.ManifestDigest = p.Version.ManifestDigest
 			p.Evidence = nil
@@ -421,12 +421,12 @@ func testPromotionRefused(t *testing.T, s *metadata.Store) {
 			p := promotion("prod", "a", "1.0.0", 1)
 			tc.mutate(&p)
 			_, _, err := prod.CommitPromotion(ctx, p)
-			wantErr(t, "CommitPromotion", err, registry.Internal, registry.CodeInternal)
+			wantErr(t, "CommitPromotion", err, registry.Internal, registry.CodeInternal.Name)
 		})
 	}
 	for _, env := range []string{"prod", "staging"} {
-		e := s.Env(env)
-		if _, err := e.GetVersion(ctx, "a", "1.0.0"); !isKind(err, registry.NotFound, registry.CodeVersionNotFound) {
+		e := mustEnv(t, s, env)
+		if _, err := e.GetVersion(ctx, "a", "1.0.0"); !isKind(err, registry.NotFound, registry.CodeVersionNotFound.Name) {
 			t.Errorf("%s GetVersion after refused promotions: %v, want version_not_found", env, err)
 		}
 		if list, err := e.ListReleases(ctx, "a"); err != nil || len(list) != 0 {
@@ -443,7 +443,7 @@ func testPromotionRefused(t *testing.T, s *metadata.Store) {
 // gets it.
 func testPromotionConcurrentIdentical(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	prod := s.Env("prod")
+	prod := mustEnv(t, s, "prod")
 	const n = 16
 	var (
 		wg      sync.WaitGroup
@@ -502,7 +502,7 @@ func testPromotionConcurrentIdentical(t *testing.T, s *metadata.Store) {
 // the release before it.
 func testPromotionConcurrentVersions(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	prod := s.Env("prod")
+	prod := mustEnv(t, s, "prod")
 	const n = 8
 	var (
 		wg    sync.WaitGroup
@@ -549,7 +549,7 @@ func testPromotionConcurrentVersions(t *testing.T, s *metadata.Store) {
 // into another environment is independent.
 func testReleaseIsolation(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	staging, prod := s.Env("staging"), s.Env("prod")
+	staging, prod := mustEnv(t, s, "staging"), mustEnv(t, s, "prod")
 	if _, _, err := staging.CommitPromotion(ctx, promotion("staging", "a", "1.0.0", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -569,7 +569,7 @@ func testReleaseIsolation(t *testing.T, s *metadata.Store) {
 	}{
 		{"CurrentRelease", func(t *testing.T) {
 			_, err := prod.CurrentRelease(ctx, "a")
-			wantErr(t, "prod CurrentRelease of a staging release", err, registry.NotFound, registry.CodeNotFound)
+			wantErr(t, "prod CurrentRelease of a staging release", err, registry.NotFound, registry.CodeNotFound.Name)
 		}},
 		{"ListReleases", func(t *testing.T) {
 			if list, err := prod.ListReleases(ctx, "a"); err != nil || len(list) != 0 {
@@ -583,7 +583,7 @@ func testReleaseIsolation(t *testing.T, s *metadata.Store) {
 		}},
 		{"AddEvidence", func(t *testing.T) {
 			_, _, err := prod.AddEvidence(ctx, evidence("prod", "a", "1.0.0", 1, registry.EvidenceJUnit, 99), event("evidence.add", "a@1.0.0"))
-			wantErr(t, "prod AddEvidence for a staging-only version", err, registry.NotFound, registry.CodeVersionNotFound)
+			wantErr(t, "prod AddEvidence for a staging-only version", err, registry.NotFound, registry.CodeVersionNotFound.Name)
 		}},
 		{"ListApprovals", func(t *testing.T) {
 			if as, err := prod.ListApprovals(ctx, "a", "1.0.0"); err != nil || len(as) != 0 {
@@ -592,7 +592,7 @@ func testReleaseIsolation(t *testing.T, s *metadata.Store) {
 		}},
 		{"GetGateRun", func(t *testing.T) {
 			_, err := prod.GetGateRun(ctx, "run-staging")
-			wantErr(t, "prod GetGateRun of a staging run", err, registry.NotFound, registry.CodeNotFound)
+			wantErr(t, "prod GetGateRun of a staging run", err, registry.NotFound, registry.CodeNotFound.Name)
 		}},
 		{"PromoteSameVersionIntoProd", func(t *testing.T) {
 			r, created, err := prod.CommitPromotion(ctx, promotion("prod", "a", "1.0.0", 1))

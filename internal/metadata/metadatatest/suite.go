@@ -21,14 +21,16 @@ import (
 )
 
 // RunStoreSuite runs every conformance test. open must return a Store on a
-// fresh, empty, migrated database, and close it when t ends (t.Cleanup);
-// it is called once per subtest so that subtests cannot see each other.
-func RunStoreSuite(t *testing.T, open func(t *testing.T) *metadata.Store) {
+// fresh, empty, migrated database, configured with exactly environments,
+// and close it when t ends (t.Cleanup); it is called once per subtest so
+// that subtests cannot see each other.
+func RunStoreSuite(t *testing.T, open func(t *testing.T, environments []string) *metadata.Store) {
 	tests := []struct {
 		name string
 		run  func(t *testing.T, s *metadata.Store)
 	}{
 		{"Ping", testPing},
+		{"UnknownEnvironment", testUnknownEnvironment},
 		{"CommitAndGet", testCommitAndGet},
 		{"CommitIdempotent", testCommitIdempotent},
 		{"CommitConflictWritesNothing", testCommitConflict},
@@ -40,7 +42,8 @@ func RunStoreSuite(t *testing.T, open func(t *testing.T) *metadata.Store) {
 		{"ListArtifacts", testListArtifacts},
 		{"EnvironmentIsolation", testIsolation},
 		{"AuditRoundTrip", testAuditRoundTrip},
-		{"AuditUnscoped", testAuditUnscoped},
+		{"AuditUnbound", testAuditUnbound},
+		{"AuditForeignEnvironment", testAuditForeignEnvironment},
 		{"AuditFilters", testAuditFilters},
 		{"AuditPaging", testAuditPaging},
 		{"AuditLimits", testAuditLimits},
@@ -63,9 +66,13 @@ func RunStoreSuite(t *testing.T, open func(t *testing.T) *metadata.Store) {
 		{"ReleaseIsolation", testReleaseIsolation},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t, environments())) })
 	}
 }
+
+// environments are the environments every suite store is configured with.
+// A function, so that no test can change another's list.
+func environments() []string { return []string{"dev", "staging", "prod"} }
 
 // RunReopenSuite checks that a database outlives its Store and that several
 // Stores (standing in for processes or replicas) share one database safely:
@@ -76,7 +83,7 @@ func RunReopenSuite(t *testing.T, driver, dsn string) {
 	ctx := context.Background()
 	first := mustOpen(t, driver, dsn)
 	rec := version("dev", "reopen", "1.0.0", 1)
-	if _, _, err := first.Env("dev").CommitVersion(ctx, rec, event("artifact.publish", "reopen@1.0.0")); err != nil {
+	if _, _, err := mustEnv(t, first, "dev").CommitVersion(ctx, rec, event("artifact.publish", "reopen@1.0.0")); err != nil {
 		t.Fatalf("CommitVersion: %v", err)
 	}
 	if err := first.Close(); err != nil {
@@ -89,7 +96,7 @@ func RunReopenSuite(t *testing.T, driver, dsn string) {
 	errs := make([]error, len(stores))
 	for i := range stores {
 		wg.Go(func() {
-			stores[i], errs[i] = metadata.Open(ctx, driver, dsn)
+			stores[i], errs[i] = metadata.Open(ctx, driver, dsn, environments())
 		})
 	}
 	wg.Wait()
@@ -99,7 +106,7 @@ func RunReopenSuite(t *testing.T, driver, dsn string) {
 		}
 		t.Cleanup(func() { stores[i].Close() })
 	}
-	got, err := stores[0].Env("dev").GetVersion(ctx, "reopen", "1.0.0")
+	got, err := mustEnv(t, stores[0], "dev").GetVersion(ctx, "reopen", "1.0.0")
 	if err != nil {
 		t.Fatalf("GetVersion after reopen: %v", err)
 	}
@@ -108,12 +115,15 @@ func RunReopenSuite(t *testing.T, driver, dsn string) {
 	}
 
 	// Conflicting commits through different Stores: exactly one wins.
+	devs := make([]*metadata.Env, len(stores))
+	for i, s := range stores {
+		devs[i] = mustEnv(t, s, "dev")
+	}
 	const n = 8
 	results := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			s := stores[i%len(stores)]
-			_, _, results[i] = s.Env("dev").CommitVersion(ctx, version("dev", "race", "2.0.0", i+10), event("artifact.publish", "race@2.0.0"))
+			_, _, results[i] = devs[i%len(devs)].CommitVersion(ctx, version("dev", "race", "2.0.0", i+10), event("artifact.publish", "race@2.0.0"))
 		})
 	}
 	wg.Wait()
@@ -122,7 +132,7 @@ func RunReopenSuite(t *testing.T, driver, dsn string) {
 		switch {
 		case err == nil:
 			created++
-		case !isKind(err, registry.Exists, registry.CodeVersionExists):
+		case !isKind(err, registry.Exists, registry.CodeVersionExists.Name):
 			t.Errorf("concurrent CommitVersion: %v, want nil or version_exists", err)
 		}
 	}
@@ -133,11 +143,21 @@ func RunReopenSuite(t *testing.T, driver, dsn string) {
 
 func mustOpen(t *testing.T, driver, dsn string) *metadata.Store {
 	t.Helper()
-	s, err := metadata.Open(context.Background(), driver, dsn)
+	s, err := metadata.Open(context.Background(), driver, dsn, environments())
 	if err != nil {
 		t.Fatalf("Open(%s): %v", driver, err)
 	}
 	return s
+}
+
+// mustEnv is s's handle of a configured environment.
+func mustEnv(t *testing.T, s *metadata.Store, name string) *metadata.Env {
+	t.Helper()
+	e, err := s.Env(name)
+	if err != nil {
+		t.Fatalf("Env(%q): %v", name, err)
+	}
+	return e
 }
 
 // t0 has nanoseconds and a non-UTC zone: the store must return it in UTC,
@@ -181,7 +201,7 @@ func testSignatures(t *testing.T, s *metadata.Store) {
 		Signature: "MEQCIA==", Trusted: false, CreatedAt: t0.UTC().Truncate(time.Microsecond)}
 	rec := version("dev", "signed", "1.0.0", 1)
 	rec.Signatures = []registry.Signature{envSig}
-	got, created, err := s.Env("dev").CommitVersion(ctx, rec, event(audit.ActionPublish, "signed@1.0.0"))
+	got, created, err := mustEnv(t, s, "dev").CommitVersion(ctx, rec, event(audit.ActionPublish, "signed@1.0.0"))
 	if err != nil || !created {
 		t.Fatalf("commit: created=%v err=%v", created, err)
 	}
@@ -189,10 +209,10 @@ func testSignatures(t *testing.T, s *metadata.Store) {
 		t.Fatalf("committed signatures (-want +got):\n%s", diff)
 	}
 	rec.Signatures = []registry.Signature{envSig, ciSig}
-	if _, created, err := s.Env("dev").CommitVersion(ctx, rec, event(audit.ActionPublish, "signed@1.0.0")); err != nil || created {
+	if _, created, err := mustEnv(t, s, "dev").CommitVersion(ctx, rec, event(audit.ActionPublish, "signed@1.0.0")); err != nil || created {
 		t.Fatalf("retry: created=%v err=%v", created, err)
 	}
-	back, err := s.Env("dev").GetVersion(ctx, "signed", "1.0.0")
+	back, err := mustEnv(t, s, "dev").GetVersion(ctx, "signed", "1.0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,18 +224,18 @@ func testSignatures(t *testing.T, s *metadata.Store) {
 	}
 	rotated := registry.Signature{Role: registry.SignedByEnvironment, KeyID: "k-env-2", Subject: registry.SubjectManifest,
 		Signature: "MEYCIQ==", Trusted: true, CreatedAt: t0.UTC()}
-	if err := s.Env("dev").AddSignatures(ctx, rec.ManifestDigest, []registry.Signature{rotated, envSig}); err != nil {
+	if err := mustEnv(t, s, "dev").AddSignatures(ctx, rec.ManifestDigest, []registry.Signature{rotated, envSig}); err != nil {
 		t.Fatal(err)
 	}
-	back, _ = s.Env("dev").GetVersion(ctx, "signed", "1.0.0")
+	back, _ = mustEnv(t, s, "dev").GetVersion(ctx, "signed", "1.0.0")
 	if len(back.Signatures) != 3 {
 		t.Fatalf("after AddSignatures: %d signatures, want 3", len(back.Signatures))
 	}
 	prod := version("prod", "signed", "1.0.0", 1)
-	if _, _, err := s.Env("prod").CommitVersion(ctx, prod, event(audit.ActionPublish, "signed@1.0.0")); err != nil {
+	if _, _, err := mustEnv(t, s, "prod").CommitVersion(ctx, prod, event(audit.ActionPublish, "signed@1.0.0")); err != nil {
 		t.Fatal(err)
 	}
-	if back, _ := s.Env("prod").GetVersion(ctx, "signed", "1.0.0"); len(back.Signatures) != 0 {
+	if back, _ := mustEnv(t, s, "prod").GetVersion(ctx, "signed", "1.0.0"); len(back.Signatures) != 0 {
 		t.Fatalf("dev signatures visible in prod: %+v", back.Signatures)
 	}
 }
@@ -223,6 +243,13 @@ func testSignatures(t *testing.T, s *metadata.Store) {
 func event(action, target string) audit.Event {
 	return audit.Event{Time: t0, Actor: "ci", CredentialID: "k1", Action: action, Target: target,
 		Outcome: audit.Success, RequestID: "req-" + target}
+}
+
+// auditEvent is event labelled with env, as Env.AppendAudit requires.
+func auditEvent(env, action, target string) audit.Event {
+	ev := event(action, target)
+	ev.Environment = env
+	return ev
 }
 
 // isKind reports whether err is a *registry.Error of kind and code.
@@ -252,14 +279,34 @@ func testPing(t *testing.T, s *metadata.Store) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	if got := s.Env("staging").Name(); got != "staging" {
-		t.Errorf("Env(staging).Name() = %q", got)
+	for _, name := range environments() {
+		if got := mustEnv(t, s, name).Name(); got != name {
+			t.Errorf("Env(%q).Name() = %q", name, got)
+		}
+	}
+}
+
+// testUnknownEnvironment: only configured names have handles, matched
+// exactly.
+func testUnknownEnvironment(t *testing.T, s *metadata.Store) {
+	for _, name := range []string{"nope", "", "Dev", " dev", "dev "} {
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			e, err := s.Env(name)
+			if e != nil {
+				t.Errorf("Env(%q) returned a handle for %q", name, e.Name())
+			}
+			wantErr(t, fmt.Sprintf("Env(%q)", name), err, registry.NotFound, registry.CodeNotFound.Name)
+			var re *registry.Error
+			if want := fmt.Sprintf("unknown environment %q", name); errors.As(err, &re) && re.Message != want {
+				t.Errorf("Env(%q) message = %q, want %q", name, re.Message, want)
+			}
+		})
 	}
 }
 
 func testCommitAndGet(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	want := version("dev", "team/fraud-detector", "1.4.0", 1)
 	in := want
 	in.CreatedAt = t0 // not normalised: the store must do it
@@ -304,7 +351,7 @@ func testCommitAndGet(t *testing.T, s *metadata.Store) {
 
 func testCommitIdempotent(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	first := version("dev", "a", "1.0.0", 1)
 	if _, _, err := dev.CommitVersion(ctx, first, event("artifact.publish", "a@1.0.0")); err != nil {
 		t.Fatalf("first CommitVersion: %v", err)
@@ -326,13 +373,13 @@ func testCommitIdempotent(t *testing.T, s *metadata.Store) {
 
 func testCommitConflict(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	first := version("dev", "a", "1.0.0", 1)
 	if _, _, err := dev.CommitVersion(ctx, first, event("artifact.publish", "a@1.0.0")); err != nil {
 		t.Fatalf("first CommitVersion: %v", err)
 	}
 	_, _, err := dev.CommitVersion(ctx, version("dev", "a", "1.0.0", 2), event("artifact.publish", "a@1.0.0"))
-	wantErr(t, "conflicting CommitVersion", err, registry.Exists, registry.CodeVersionExists)
+	wantErr(t, "conflicting CommitVersion", err, registry.Exists, registry.CodeVersionExists.Name)
 
 	got, err := dev.GetVersion(ctx, "a", "1.0.0")
 	if err != nil {
@@ -348,13 +395,13 @@ func testCommitConflict(t *testing.T, s *metadata.Store) {
 
 func testCommitWrongEnvironment(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	_, _, err := s.Env("dev").CommitVersion(ctx, version("prod", "a", "1.0.0", 1), event("artifact.publish", "a@1.0.0"))
-	wantErr(t, "CommitVersion of a prod record through dev", err, registry.Internal, registry.CodeInternal)
+	_, _, err := mustEnv(t, s, "dev").CommitVersion(ctx, version("prod", "a", "1.0.0", 1), event("artifact.publish", "a@1.0.0"))
+	wantErr(t, "CommitVersion of a prod record through dev", err, registry.Internal, registry.CodeInternal.Name)
 	for _, env := range []string{"dev", "prod"} {
-		if vs, err := s.Env(env).ListVersions(ctx, "a"); err != nil || len(vs) != 0 {
+		if vs, err := mustEnv(t, s, env).ListVersions(ctx, "a"); err != nil || len(vs) != 0 {
 			t.Errorf("%s ListVersions = %v, %v; want empty", env, vs, err)
 		}
-		if n := auditCount(t, s.Env(env)); n != 0 {
+		if n := auditCount(t, mustEnv(t, s, env)); n != 0 {
 			t.Errorf("%s has %d audit events, want 0", env, n)
 		}
 	}
@@ -362,7 +409,7 @@ func testCommitWrongEnvironment(t *testing.T, s *metadata.Store) {
 
 func testCommitConcurrentConflicting(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	const n = 16
 	var (
 		wg    sync.WaitGroup
@@ -386,7 +433,7 @@ func testCommitConcurrentConflicting(t *testing.T, s *metadata.Store) {
 				t.Errorf("commits %d and %d both succeeded", winner, i)
 			}
 			winner = i
-		case !isKind(err, registry.Exists, registry.CodeVersionExists):
+		case !isKind(err, registry.Exists, registry.CodeVersionExists.Name):
 			t.Errorf("commit %d: %v, want nil or version_exists", i, err)
 		}
 	}
@@ -407,7 +454,7 @@ func testCommitConcurrentConflicting(t *testing.T, s *metadata.Store) {
 
 func testCommitConcurrentIdentical(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	const n = 16
 	var (
 		wg      sync.WaitGroup
@@ -441,13 +488,13 @@ func testCommitConcurrentIdentical(t *testing.T, s *metadata.Store) {
 }
 
 func testGetVersionNotFound(t *testing.T, s *metadata.Store) {
-	_, err := s.Env("dev").GetVersion(context.Background(), "nope", "1.0.0")
-	wantErr(t, "GetVersion of a missing version", err, registry.NotFound, registry.CodeVersionNotFound)
+	_, err := mustEnv(t, s, "dev").GetVersion(context.Background(), "nope", "1.0.0")
+	wantErr(t, "GetVersion of a missing version", err, registry.NotFound, registry.CodeVersionNotFound.Name)
 }
 
 func testListVersions(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	got, err := dev.ListVersions(ctx, "a")
 	if err != nil {
 		t.Fatalf("ListVersions: %v", err)
@@ -484,7 +531,7 @@ func testListVersions(t *testing.T, s *metadata.Store) {
 
 func testListArtifacts(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	got, err := dev.ListArtifacts(ctx)
 	if err != nil {
 		t.Fatalf("ListArtifacts: %v", err)
@@ -512,7 +559,7 @@ func testListArtifacts(t *testing.T, s *metadata.Store) {
 		}
 	}
 	// Another environment must not leak in.
-	if _, _, err := s.Env("prod").CommitVersion(ctx, version("prod", "alpha", "1.0.0", 99), event("artifact.publish", "alpha@1.0.0")); err != nil {
+	if _, _, err := mustEnv(t, s, "prod").CommitVersion(ctx, version("prod", "alpha", "1.0.0", 99), event("artifact.publish", "alpha@1.0.0")); err != nil {
 		t.Fatalf("CommitVersion(prod): %v", err)
 	}
 	base := t0.UTC().Truncate(time.Microsecond)
@@ -532,7 +579,7 @@ func testListArtifacts(t *testing.T, s *metadata.Store) {
 
 func testIsolation(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev, prod := s.Env("dev"), s.Env("prod")
+	dev, prod := mustEnv(t, s, "dev"), mustEnv(t, s, "prod")
 	if _, _, err := dev.CommitVersion(ctx, version("dev", "a", "1.0.0", 1), event("artifact.publish", "a@1.0.0")); err != nil {
 		t.Fatalf("CommitVersion: %v", err)
 	}
@@ -540,7 +587,7 @@ func testIsolation(t *testing.T, s *metadata.Store) {
 	if err := dev.CreateKey(ctx, key, event("key.create", "kdev")); err != nil {
 		t.Fatalf("CreateKey: %v", err)
 	}
-	if _, err := dev.AppendAudit(ctx, event("artifact.pull", "a@1.0.0")); err != nil {
+	if _, err := dev.AppendAudit(ctx, auditEvent("dev", "artifact.pull", "a@1.0.0")); err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
 
@@ -550,7 +597,7 @@ func testIsolation(t *testing.T, s *metadata.Store) {
 	}{
 		{"GetVersion", func(t *testing.T) {
 			_, err := prod.GetVersion(ctx, "a", "1.0.0")
-			wantErr(t, "prod GetVersion of a dev version", err, registry.NotFound, registry.CodeVersionNotFound)
+			wantErr(t, "prod GetVersion of a dev version", err, registry.NotFound, registry.CodeVersionNotFound.Name)
 		}},
 		{"ListVersions", func(t *testing.T) {
 			if vs, err := prod.ListVersions(ctx, "a"); err != nil || len(vs) != 0 {
@@ -574,7 +621,7 @@ func testIsolation(t *testing.T, s *metadata.Store) {
 		}},
 		{"RevokeKey", func(t *testing.T) {
 			err := prod.RevokeKey(ctx, "kdev", t0, event("key.revoke", "kdev"))
-			wantErr(t, "prod RevokeKey of a dev key", err, registry.NotFound, registry.CodeNotFound)
+			wantErr(t, "prod RevokeKey of a dev key", err, registry.NotFound, registry.CodeNotFound.Name)
 			k, err := s.KeyByHash(ctx, "hash-dev")
 			if err != nil || k.RevokedAt != nil {
 				t.Errorf("dev key after prod revoke = %+v, %v; want unrevoked", k, err)
@@ -602,11 +649,11 @@ func testIsolation(t *testing.T, s *metadata.Store) {
 
 func testAuditRoundTrip(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	in := audit.Event{
 		ID:           12345, // ignored: the store assigns ids
 		Time:         t0,
-		Environment:  "prod", // ignored: the handle decides
+		Environment:  "dev",
 		Actor:        "alice",
 		CredentialID: "k-alice",
 		Action:       "artifact.promote",
@@ -620,7 +667,7 @@ func testAuditRoundTrip(t *testing.T, s *metadata.Store) {
 	if err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
-	id2, err := dev.AppendAudit(ctx, audit.Event{Actor: "bob", Action: "artifact.pull", Outcome: audit.Success})
+	id2, err := dev.AppendAudit(ctx, audit.Event{Environment: "dev", Actor: "bob", Action: "artifact.pull", Outcome: audit.Success})
 	if err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
@@ -635,7 +682,7 @@ func testAuditRoundTrip(t *testing.T, s *metadata.Store) {
 		t.Fatalf("QueryAudit returned %d events, want 2", len(got))
 	}
 	want := in
-	want.ID, want.Environment, want.Time = id, "dev", t0.UTC().Truncate(time.Microsecond)
+	want.ID, want.Time = id, t0.UTC().Truncate(time.Microsecond)
 	if diff := cmp.Diff(want, got[1]); diff != "" {
 		t.Errorf("stored event (-want +got):\n%s", diff)
 	}
@@ -644,28 +691,53 @@ func testAuditRoundTrip(t *testing.T, s *metadata.Store) {
 	}
 }
 
-func testAuditUnscoped(t *testing.T, s *metadata.Store) {
+// testAuditUnbound: events of unauthenticated requests belong to no
+// environment, whatever the caller set, so no handle sees them.
+func testAuditUnbound(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	ev := event("auth.refused", "")
-	ev.Outcome, ev.ErrorCode = audit.Denied, registry.CodeUnauthenticated
-	if _, err := s.AppendAudit(ctx, ev); err != nil {
-		t.Fatalf("AppendAudit: %v", err)
+	for _, claimed := range []string{"", "prod", "nope"} {
+		ev := event("auth.refused", "")
+		ev.Environment, ev.Outcome, ev.ErrorCode = claimed, audit.Denied, registry.CodeUnauthenticated.Name
+		if _, err := s.AppendUnboundAudit(ctx, ev); err != nil {
+			t.Fatalf("AppendUnboundAudit(Environment %q): %v", claimed, err)
+		}
 	}
-	ev.Environment = "prod"
-	if _, err := s.AppendAudit(ctx, ev); err != nil {
-		t.Fatalf("AppendAudit(prod): %v", err)
+	for _, name := range environments() {
+		if n := auditCount(t, mustEnv(t, s, name)); n != 0 {
+			t.Errorf("%s sees %d unbound events, want 0", name, n)
+		}
 	}
-	if n := auditCount(t, s.Env("dev")); n != 0 {
-		t.Errorf("dev sees %d unscoped events, want 0", n)
+}
+
+// testAuditForeignEnvironment: a handle refuses an event labelled with any
+// environment but its own, rather than relabel it, and writes nothing.
+func testAuditForeignEnvironment(t *testing.T, s *metadata.Store) {
+	ctx := context.Background()
+	dev := mustEnv(t, s, "dev")
+	tests := []struct {
+		name, env string
+	}{
+		{"another environment", "prod"},
+		{"no environment", ""},
+		{"unknown environment", "nope"},
+		{"differently cased", "Dev"},
 	}
-	if n := auditCount(t, s.Env("prod")); n != 1 {
-		t.Errorf("prod sees %d events, want 1", n)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := dev.AppendAudit(ctx, auditEvent(tc.env, "artifact.pull", "a@1.0.0"))
+			wantErr(t, "AppendAudit of a foreign event", err, registry.Internal, registry.CodeInternal.Name)
+		})
+	}
+	for _, name := range environments() {
+		if n := auditCount(t, mustEnv(t, s, name)); n != 0 {
+			t.Errorf("%s has %d audit events after refusals, want 0", name, n)
+		}
 	}
 }
 
 func testAuditFilters(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	seed := []audit.Event{
 		{Action: "artifact.publish", Target: "fraud-detector@1.0.0", Actor: "ci", Outcome: audit.Success, RequestID: "r1"},
 		{Action: "artifact.publish", Target: "fraud-detector@1.1.0", Actor: "ci", Outcome: audit.Denied, ErrorCode: "version_exists", RequestID: "r2"},
@@ -676,7 +748,7 @@ func testAuditFilters(t *testing.T, s *metadata.Store) {
 	}
 	ids := make([]int64, len(seed))
 	for i, ev := range seed {
-		ev.Time = t0.Add(time.Duration(i) * time.Minute)
+		ev.Time, ev.Environment = t0.Add(time.Duration(i)*time.Minute), "dev"
 		id, err := dev.AppendAudit(ctx, ev)
 		if err != nil {
 			t.Fatalf("AppendAudit: %v", err)
@@ -685,8 +757,8 @@ func testAuditFilters(t *testing.T, s *metadata.Store) {
 	}
 	// Noise in another environment that matches every filter.
 	for _, ev := range seed {
-		ev.Time = t0
-		if _, err := s.Env("prod").AppendAudit(ctx, ev); err != nil {
+		ev.Time, ev.Environment = t0, "prod"
+		if _, err := mustEnv(t, s, "prod").AppendAudit(ctx, ev); err != nil {
 			t.Fatalf("AppendAudit(prod): %v", err)
 		}
 	}
@@ -737,11 +809,11 @@ func testAuditFilters(t *testing.T, s *metadata.Store) {
 
 func testAuditPaging(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	const total = 25
 	var want []int64
 	for i := range total {
-		id, err := dev.AppendAudit(ctx, event("artifact.pull", fmt.Sprintf("a@1.0.%d", i)))
+		id, err := dev.AppendAudit(ctx, auditEvent("dev", "artifact.pull", fmt.Sprintf("a@1.0.%d", i)))
 		if err != nil {
 			t.Fatalf("AppendAudit: %v", err)
 		}
@@ -769,9 +841,9 @@ func testAuditPaging(t *testing.T, s *metadata.Store) {
 
 func testAuditLimits(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	for i := range audit.MaxLimit + 5 {
-		if _, err := dev.AppendAudit(ctx, event("artifact.pull", fmt.Sprintf("a@%d", i))); err != nil {
+		if _, err := dev.AppendAudit(ctx, auditEvent("dev", "artifact.pull", fmt.Sprintf("a@%d", i))); err != nil {
 			t.Fatalf("AppendAudit: %v", err)
 		}
 	}
@@ -798,12 +870,12 @@ func testAuditLimits(t *testing.T, s *metadata.Store) {
 
 func testKeyLifecycle(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	if ks, err := dev.ListKeys(ctx); err != nil || ks == nil || len(ks) != 0 {
 		t.Errorf("ListKeys of no keys = %#v, %v; want empty non-nil", ks, err)
 	}
 	_, err := s.KeyByHash(ctx, "missing")
-	wantErr(t, "KeyByHash of an unknown hash", err, registry.NotFound, registry.CodeNotFound)
+	wantErr(t, "KeyByHash of an unknown hash", err, registry.NotFound, registry.CodeNotFound.Name)
 
 	base := t0.UTC().Truncate(time.Microsecond)
 	keys := []auth.Key{
@@ -850,7 +922,7 @@ func testKeyLifecycle(t *testing.T, s *metadata.Store) {
 		t.Errorf("ListKeys after revoke = %+v, %v; want k1 revoked, k2 not", got, err)
 	}
 	err = dev.RevokeKey(ctx, "nope", revokedAt, event("key.revoke", "nope"))
-	wantErr(t, "RevokeKey of an unknown key", err, registry.NotFound, registry.CodeNotFound)
+	wantErr(t, "RevokeKey of an unknown key", err, registry.NotFound, registry.CodeNotFound.Name)
 
 	// 2 creates + 2 revokes; the refused revoke wrote nothing.
 	evs, err := dev.QueryAudit(ctx, audit.Filter{Action: "key.*"})
@@ -864,7 +936,7 @@ func testKeyLifecycle(t *testing.T, s *metadata.Store) {
 
 func testKeyDuplicates(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	orig := auth.Key{ID: "k1", Name: "ci", Environment: "dev", Role: auth.RolePublisher, TokenHash: "h1", CreatedAt: t0, CreatedBy: "admin"}
 	if err := dev.CreateKey(ctx, orig, event("key.create", "k1")); err != nil {
 		t.Fatalf("CreateKey: %v", err)
@@ -881,8 +953,8 @@ func testKeyDuplicates(t *testing.T, s *metadata.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.Env(tc.env).CreateKey(ctx, tc.key, event("key.create", tc.key.ID))
-			wantErr(t, "duplicate CreateKey", err, registry.Exists, metadata.CodeKeyExists)
+			err := mustEnv(t, s, tc.env).CreateKey(ctx, tc.key, event("key.create", tc.key.ID))
+			wantErr(t, "duplicate CreateKey", err, registry.Exists, registry.CodeKeyExists.Name)
 		})
 	}
 	k, err := s.KeyByHash(ctx, "h1")
@@ -891,7 +963,7 @@ func testKeyDuplicates(t *testing.T, s *metadata.Store) {
 	}
 	for _, env := range []string{"dev", "prod"} {
 		want := map[string]int{"dev": 1, "prod": 0}[env]
-		if n := auditCount(t, s.Env(env)); n != want {
+		if n := auditCount(t, mustEnv(t, s, env)); n != want {
 			t.Errorf("%s has %d audit events, want %d", env, n, want)
 		}
 	}
@@ -900,16 +972,16 @@ func testKeyDuplicates(t *testing.T, s *metadata.Store) {
 func testKeyWrongEnvironment(t *testing.T, s *metadata.Store) {
 	ctx := context.Background()
 	k := auth.Key{ID: "k1", Name: "ci", Environment: "prod", Role: auth.RoleAdmin, TokenHash: "h1", CreatedAt: t0}
-	err := s.Env("dev").CreateKey(ctx, k, event("key.create", "k1"))
-	wantErr(t, "CreateKey of a prod key through dev", err, registry.Internal, registry.CodeInternal)
+	err := mustEnv(t, s, "dev").CreateKey(ctx, k, event("key.create", "k1"))
+	wantErr(t, "CreateKey of a prod key through dev", err, registry.Internal, registry.CodeInternal.Name)
 	_, err = s.KeyByHash(ctx, "h1")
-	wantErr(t, "KeyByHash after refused create", err, registry.NotFound, registry.CodeNotFound)
+	wantErr(t, "KeyByHash after refused create", err, registry.NotFound, registry.CodeNotFound.Name)
 }
 
 func testCancelledContext(t *testing.T, s *metadata.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	dev := s.Env("dev")
+	dev := mustEnv(t, s, "dev")
 	calls := []struct {
 		name string
 		call func() error
@@ -920,7 +992,7 @@ func testCancelledContext(t *testing.T, s *metadata.Store) {
 			return err
 		}},
 		{"QueryAudit", func() error { _, err := dev.QueryAudit(ctx, audit.Filter{}); return err }},
-		{"AppendAudit", func() error { _, err := dev.AppendAudit(ctx, event("x", "y")); return err }},
+		{"AppendAudit", func() error { _, err := dev.AppendAudit(ctx, auditEvent("dev", "x", "y")); return err }},
 		{"CommitPromotion", func() error {
 			_, _, err := dev.CommitPromotion(ctx, promotion("dev", "a", "1.0.0", 1))
 			return err
@@ -931,7 +1003,7 @@ func testCancelledContext(t *testing.T, s *metadata.Store) {
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.call()
-			wantErr(t, c.name+" with a cancelled context", err, registry.Unavailable, registry.CodeUnavailable)
+			wantErr(t, c.name+" with a cancelled context", err, registry.Unavailable, registry.CodeUnavailable.Name)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				t.Errorf("%s: %v does not wrap context.Canceled", c.name, err)
 			}

@@ -1,15 +1,11 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"os"
 
 	"github.com/stagegate/stagegate/gates"
 	"github.com/stagegate/stagegate/internal/config"
-	"github.com/stagegate/stagegate/internal/metadata"
-	"github.com/stagegate/stagegate/promotion"
-	"github.com/stagegate/stagegate/registry"
 )
 
 // loadPolicy reads the gate policy for promotions into e. A policy that does
@@ -40,11 +36,4 @@ func loadPolicy(e config.Environment) (*gates.Policy, error) {
 		return nil, fmt.Errorf("environment %s: policy %s is written for environment %q", e.Name, e.Policy, p.Environment)
 	}
 	return p, nil
-}
-
-// promotionIndex adapts the metadata handle to promotion.Index.
-type promotionIndex struct{ *metadata.Env }
-
-func (p promotionIndex) CommitPromotion(ctx context.Context, c promotion.Commit) (registry.Release, bool, error) {
-	return p.Env.CommitPromotion(ctx, metadata.Promotion{Version: c.Version, Evidence: c.Evidence, Release: c.Release, Event: c.Event})
 }

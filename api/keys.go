@@ -1,0 +1,35 @@
+package api
+
+import "time"
+
+// CreateKeyRequest is the body of POST /v1/environments/{env}/keys.
+type CreateKeyRequest struct {
+	Name string `json:"name"`
+	// Role is reader, publisher, approver, promoter or admin.
+	Role string `json:"role"`
+}
+
+// CreateKeyResponse answers a key creation. Token is the bearer token; the
+// server keeps only its hash, so this is the one time it is shown.
+type CreateKeyResponse struct {
+	Key   Key    `json:"key"`
+	Token string `json:"token"`
+}
+
+// Key is an API key as the server lists it. The server's own key record is
+// internal; this is its wire form, without the token hash.
+type Key struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Environment string     `json:"environment"`
+	Role        string     `json:"role"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	CreatedBy   string     `json:"createdBy"`
+	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
+}
+
+// KeyList answers GET /v1/environments/{env}/keys.
+type KeyList struct {
+	Environment string `json:"environment"`
+	Keys        []Key  `json:"keys"`
+}

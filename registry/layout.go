@@ -1,0 +1,47 @@
+package registry
+
+import (
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// The layout of one environment's bucket. Every key the service writes is
+// built by a function of this file, and a test lists what a publish and a
+// promotion wrote and compares it with this tree:
+//
+//	<bucket>/
+//	├── blobs/sha256/<hex>                            file layers, config blobs, manifests, evidence;
+//	│                                                 content-addressed, create-once
+//	├── refs/<name>/-/<version>                       manifest digest of name@version (create-once
+//	│                                                 pointer: the bucket describes itself, for reindex)
+//	├── signatures/sha256/<manifest hex>/<key id>     the environment's cosign signature over a
+//	│                                                 manifest (create-once)
+//	└── attestations/sha256/<manifest hex>/<key id>.json
+//	                                                  DSSE envelope of the gate results that admitted
+//	                                                  the manifest (create-once)
+//
+// Names may contain '/'; the segment "-", never a valid name segment, ends
+// a name, so "x@1.0.0" and a name "x/1.0.0" cannot collide and no key is
+// also a prefix of another. Key ids contain ':' (sha256:…), which keys
+// spell as '-'.
+
+// BlobKey is the key of the blob with digest dgst.
+func BlobKey(dgst v1.Hash) string { return "blobs/" + dgst.Algorithm + "/" + dgst.Hex }
+
+// RefKey is the key of the pointer from name@version to its manifest digest.
+func RefKey(name, version string) string { return "refs/" + name + "/-/" + version }
+
+// SignatureKey is the key of the signature by key keyID over the manifest
+// with digest manifest.
+func SignatureKey(manifest v1.Hash, keyID string) string {
+	return "signatures/sha256/" + manifest.Hex + "/" + keySegment(keyID)
+}
+
+// AttestationKey is the key of the gate attestation signed by keyID for the
+// manifest with digest manifest.
+func AttestationKey(manifest v1.Hash, keyID string) string {
+	return "attestations/sha256/" + manifest.Hex + "/" + keySegment(keyID) + ".json"
+}
+
+func keySegment(keyID string) string { return strings.ReplaceAll(keyID, ":", "-") }
