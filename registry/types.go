@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -58,6 +60,29 @@ type File struct {
 	Digest    v1.Hash `json:"digest"`
 	Size      int64   `json:"size"`
 	MediaType string  `json:"mediaType"`
+}
+
+// UnmarshalJSON decodes a file strictly (unknown fields are refused) and
+// reports a malformed digest as invalid_digest, the code every other route
+// answers for one, rather than as a generic JSON error.
+func (f *File) UnmarshalJSON(data []byte) error {
+	var raw struct {
+		Path      string `json:"path"`
+		Digest    string `json:"digest"`
+		Size      int64  `json:"size"`
+		MediaType string `json:"mediaType"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return err
+	}
+	dgst, err := ParseDigest(raw.Digest)
+	if err != nil {
+		return err
+	}
+	*f = File{Path: raw.Path, Digest: dgst, Size: raw.Size, MediaType: raw.MediaType}
+	return nil
 }
 
 // VersionRecord is the index entry of name@version in one environment. The

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -88,7 +87,7 @@ func (c *cli) pushCommand() *cobra.Command {
 				return err
 			}
 			if env == "" {
-				if env, err = c.firstEnvironment(cmd, cl); err != nil {
+				if env, err = c.credentialEnvironment(cmd, cl); err != nil {
 					return err
 				}
 			}
@@ -136,15 +135,6 @@ func (c *cli) pushCommand() *cobra.Command {
 	_ = cmd.MarkFlagRequired("kind")
 	c.addClientFlags(cmd, true)
 	return cmd
-}
-
-// firstEnvironment asks the server which environment accepts publishes.
-func (c *cli) firstEnvironment(cmd *cobra.Command, cl *client.Client) (string, error) {
-	w, err := cl.Whoami(cmd.Context())
-	if err != nil {
-		return "", err
-	}
-	return w.Environment, nil
 }
 
 func (c *cli) pullCommand() *cobra.Command {
@@ -330,78 +320,6 @@ func (c *cli) resolveCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment")
 	_ = cmd.MarkFlagRequired("env")
-	c.addClientFlags(cmd, true)
-	return cmd
-}
-
-func (c *cli) auditCommand() *cobra.Command {
-	var env, action, target, actor, outcome, since string
-	var limit int
-	cmd := &cobra.Command{
-		Use:   "audit --env ENV",
-		Short: "Query an environment's audit trail, newest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{}
-			for k, v := range map[string]string{"action": action, "target": target, "actor": actor, "outcome": outcome, "since": since} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
-			if limit > 0 {
-				q.Set("limit", strconv.Itoa(limit))
-			}
-			events, err := cl.Audit(cmd.Context(), env, q)
-			if err != nil {
-				return err
-			}
-			if c.json() {
-				return c.printJSON(map[string]any{"environment": env, "events": events})
-			}
-			t := newTable(c.stdout, "ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "CODE")
-			for _, e := range events {
-				t.row(strconv.FormatInt(e.ID, 10), e.Time.Format(time.RFC3339), e.Actor, e.Action, e.Target, string(e.Outcome), e.ErrorCode)
-			}
-			return t.flush()
-		},
-	}
-	cmd.Flags().StringVar(&env, "env", "", "environment")
-	cmd.Flags().StringVar(&action, "action", "", "filter by action (e.g. artifact.publish)")
-	cmd.Flags().StringVar(&target, "target", "", "filter by target (a trailing * matches a prefix)")
-	cmd.Flags().StringVar(&actor, "actor", "", "filter by actor")
-	cmd.Flags().StringVar(&outcome, "outcome", "", "success, denied or failed")
-	cmd.Flags().StringVar(&since, "since", "", "RFC 3339 time")
-	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many events (default 100, max 1000)")
-	_ = cmd.MarkFlagRequired("env")
-	c.addClientFlags(cmd, true)
-	return cmd
-}
-
-func (c *cli) whoamiCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "whoami",
-		Short: "Show the environment and role of the configured API key",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			w, err := cl.Whoami(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if c.json() {
-				return c.printJSON(w)
-			}
-			fmt.Fprintf(c.stdout, "%s (%s) in %s, key %s\n", w.Actor, w.Role, w.Environment, w.CredentialID)
-			return nil
-		},
-	}
 	c.addClientFlags(cmd, true)
 	return cmd
 }

@@ -136,7 +136,7 @@ func (c *cli) evidenceCommand() *cobra.Command {
 				return err
 			}
 			if env == "" {
-				if env, err = c.firstEnvironment(cmd, cl); err != nil {
+				if env, err = c.credentialEnvironment(cmd, cl); err != nil {
 					return err
 				}
 			}

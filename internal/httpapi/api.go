@@ -46,6 +46,8 @@ type API struct {
 	Ready  func(ctx context.Context) error
 	Logger *slog.Logger
 	Now    func() time.Time
+
+	refusals *refusalBudget
 }
 
 // maxJSONBody bounds JSON request bodies (a publish lists at most
@@ -60,6 +62,7 @@ func (a *API) Handler() http.Handler {
 	if a.Logger == nil {
 		a.Logger = slog.Default()
 	}
+	a.refusals = newRefusalBudget()
 	if gin.Mode() == gin.DebugMode {
 		// Requests are logged by requestContext through slog; gin's debug
 		// output (route tables, warnings) would only clutter stdout.
@@ -209,6 +212,9 @@ func (a *API) fail(c *gin.Context, req *request, action string, err error) {
 		ev.Details = map[string]string{"credentialEnvironment": req.principal.Environment}
 	}
 	ev.Details = withRoute(ev.Details, c)
+	if action == audit.ActionAuthenticate && !a.refusals.admit(ev.Details) {
+		return
+	}
 	a.record(c, req.auditIn, ev)
 }
 
@@ -299,6 +305,11 @@ func decodeJSON(c *gin.Context, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
+		var domain *registry.Error
+		if errors.As(err, &domain) {
+			// A field's own decoder refused its value with a specific code.
+			return domain
+		}
 		if errors.As(err, &tooBig) {
 			return registry.CodeTooLarge.Errorf("request body is over %d bytes", maxJSONBody)
 		}

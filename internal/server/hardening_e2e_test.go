@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/registry"
@@ -154,4 +155,74 @@ func TestTruncatedUploadIsClientError(t *testing.T) {
 			t.Fatalf("after a truncated upload HEAD = %v %v, want 404", head, err)
 		}
 	})
+}
+
+// TestBadTokenFloodBounded: a flood of bad tokens writes a bounded number of
+// audit rows, the last of which says how many were left out.
+func TestBadTokenFloodBounded(t *testing.T) {
+	s := newStack(t, "embedded", nil)
+	const flood = 300
+	for i := range flood {
+		resp, _, err := rawRequest(t, "GET", s.url+"/v1/environments/dev/artifacts", fmt.Sprintf("sgk_bad%d", i), nil)
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("bad token %d: %v %v", i, resp, err)
+		}
+	}
+	events, err := s.client(s.key("dev", auth.RoleReader)).Audit(context.Background(), "dev", url.Values{"action": {"authenticate"}, "limit": {"1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) >= flood/2 || len(events) == 0 {
+		t.Fatalf("%d bad tokens wrote %d audit rows, want a bounded number", flood, len(events))
+	}
+	// One more refusal after the budget refills reports the flood.
+	time.Sleep(300 * time.Millisecond)
+	if resp, _, err := rawRequest(t, "GET", s.url+"/v1/environments/dev/artifacts", "sgk_bad", nil); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("last bad token: %v %v", resp, err)
+	}
+	events, err = s.client(s.key("dev", auth.RoleReader)).Audit(context.Background(), "dev", url.Values{"action": {"authenticate"}, "limit": {"1"}})
+	if err != nil || len(events) != 1 || events[0].Details["suppressed"] == "" {
+		t.Fatalf("newest refusal %+v (%v) does not report the suppressed ones", events, err)
+	}
+}
+
+// TestSmallHardening: the smaller refusals answer with the code and status
+// the README promises.
+func TestSmallHardening(t *testing.T) {
+	s := newStack(t, "embedded", nil)
+	pub := s.key("dev", auth.RolePublisher)
+	cases := []struct {
+		name, method, path, token, body string
+		status                          int
+		code                            string
+	}{
+		{"malformed digest in a publish body", "PUT", "/v1/environments/dev/artifacts/a/-/versions/1.0.0", pub,
+			`{"kind":"generic","files":[{"path":"x","digest":"sha256:XYZ","size":1}]}`, 400, registry.CodeInvalidDigest.Name},
+		{"unknown field in a file of a publish body", "PUT", "/v1/environments/dev/artifacts/a/-/versions/1.0.0", pub,
+			`{"kind":"generic","files":[{"path":"x","digest":"sha256:` + strings.Repeat("a", 64) + `","size":1,"evil":1}]}`, 400, registry.CodeInvalidRequest.Name},
+		{"wrong method", "DELETE", "/v1/environments/dev/artifacts", pub, "", 405, registry.CodeMethodNotAllowed.Name},
+		{"lowercase bearer scheme", "GET", "/v1/whoami", "", "", 200, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, s.url+c.path, strings.NewReader(c.body))
+			if c.token != "" {
+				req.Header.Set("Authorization", "Bearer "+c.token)
+			} else {
+				req.Header.Set("Authorization", "bearer "+pub)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status || (c.code != "" && !strings.Contains(string(body), `"code":"`+c.code+`"`)) {
+				t.Fatalf("%s %s = %d %s, want %d %s", c.method, c.path, resp.StatusCode, body, c.status, c.code)
+			}
+			if c.status == http.StatusMethodNotAllowed && !strings.Contains(resp.Header.Get("Allow"), "GET") {
+				t.Fatalf("405 without an Allow header naming GET: %q", resp.Header.Get("Allow"))
+			}
+		})
+	}
 }

@@ -1,0 +1,94 @@
+package server_test
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stagegate/stagegate/client"
+	"github.com/stagegate/stagegate/internal/auth"
+	"github.com/stagegate/stagegate/internal/config"
+)
+
+// layoutPatterns reads the bucket tree drawn in registry/layout.go and turns
+// each drawn key into a pattern, so the drawing is what the test checks.
+func layoutPatterns(t *testing.T) map[string]*regexp.Regexp {
+	t.Helper()
+	src, err := os.ReadFile("../../registry/layout.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	placeholders := strings.NewReplacer(
+		`<hex>`, `[0-9a-f]{64}`, `<manifest hex>`, `[0-9a-f]{64}`,
+		`<name>`, `[a-z0-9][a-z0-9./-]*`, `<version>`, `[^/]+`, `<key id>`, `sha256-[0-9a-f]{64}`)
+	drawn := regexp.MustCompile(`──\s+(.+?)(?:\s{2,}|$)`)
+	out := map[string]*regexp.Regexp{}
+	for _, line := range strings.Split(string(src), "\n") {
+		m := drawn.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		key := m[1]
+		out[key] = regexp.MustCompile("^" + placeholders.Replace(regexp.QuoteMeta(key)) + "$")
+	}
+	if len(out) == 0 {
+		t.Fatal("registry/layout.go draws no keys")
+	}
+	return out
+}
+
+// TestBucketLayout: everything a publish, evidence and a promotion write
+// into the buckets is a key of the drawn layout, and every drawn key occurs.
+func TestBucketLayout(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "staging.yaml")
+	if err := os.WriteFile(policy, []byte("environment: staging\nchecks:\n  - name: promotion-order\n  - name: digest-integrity\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, "embedded", func(c *config.Config) { c.Environments[1].Policy = policy })
+	ctx := context.Background()
+	pub := s.client(s.key("dev", auth.RolePublisher))
+	if _, err := push(t, pub, "dev", "team/agent@1.2.0", "agent-config", map[string][]byte{"agent.yaml": []byte("model: x\n"), "prompts/system.txt": []byte("be brief")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := pub.AddEvidence(ctx, "dev", "team/agent", "1.2.0", "metrics", []byte(`{"auc":0.93}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client(s.key("staging", auth.RolePromoter)).Promote(ctx, "staging", client.PromoteRequest{Name: "team/agent", Version: "1.2.0"}); err != nil {
+		t.Fatal(err)
+	}
+
+	patterns := layoutPatterns(t)
+	seen := map[string]int{}
+	for _, env := range []string{"dev", "staging"} {
+		root := s.cfg.BlobDir(env)
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			key := filepath.ToSlash(strings.TrimPrefix(path, root+string(filepath.Separator)))
+			if strings.HasPrefix(key, ".") {
+				return nil // the filesystem driver's own bookkeeping (.tmp/)
+			}
+			for drawn, re := range patterns {
+				if re.MatchString(key) {
+					seen[drawn]++
+					return nil
+				}
+			}
+			t.Errorf("%s wrote %q, which registry/layout.go does not draw", env, key)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for drawn := range patterns {
+		if seen[drawn] == 0 {
+			t.Errorf("no key of the drawn form %q was written", drawn)
+		}
+	}
+}
