@@ -26,7 +26,8 @@ var (
 	report = api.GateReport{PolicyDigest: "sha256:policy", Environment: "staging", Passed: true, StartedAt: at, Duration: time.Second,
 		Results: []api.CheckResult{{Check: "soak-time", Family: "process", Status: "passed", Required: true, Reason: "soaked 25h",
 			Details: json.RawMessage(`{"soaked":"25h"}`), Duration: time.Millisecond}}}
-	key = api.Key{ID: "key_1", Name: "ci", Environment: "dev", Role: "publisher", CreatedAt: at, CreatedBy: "admin", RevokedAt: &at}
+	key = api.Key{ID: "key_1", Name: "ci", Environment: "dev", Role: "publisher", Owner: "ci@example.com", CreatedAt: at,
+		CreatedBy: "admin", CreatedByOwner: "alice@example.com", RevokedAt: &at}
 )
 
 // TestRoundTrip encodes every body with each field set and decodes it back,
@@ -61,7 +62,7 @@ func TestRoundTrip(t *testing.T) {
 		{"EvidenceResponse", roundTrip(api.EvidenceResponse{Created: true, Evidence: evidence})},
 		{"EvidenceList", roundTrip(api.EvidenceList{Evidence: []registry.Evidence{evidence}})},
 		{"ReleaseList", roundTrip(api.ReleaseList{Environment: "staging", Name: "fraud-detector", Releases: []registry.Release{release}})},
-		{"CreateKeyRequest", roundTrip(api.CreateKeyRequest{Name: "ci", Role: "publisher"})},
+		{"CreateKeyRequest", roundTrip(api.CreateKeyRequest{Name: "ci", Role: "publisher", Owner: "ci@example.com"})},
 		{"CreateKeyResponse", roundTrip(api.CreateKeyResponse{Key: key, Token: "sg_secret"})},
 		{"Key", roundTrip(key)},
 		{"KeyList", roundTrip(api.KeyList{Environment: "dev", Keys: []api.Key{key}})},
@@ -147,6 +148,11 @@ func TestWireNames(t *testing.T) {
 			name: "key, not revoked",
 			in:   api.Key{ID: "key_1", Name: "ci", Environment: "dev", Role: "reader", CreatedAt: at, CreatedBy: "admin"},
 			want: `{"id":"key_1","name":"ci","environment":"dev","role":"reader","createdAt":"2026-11-25T09:00:00Z","createdBy":"admin"}`,
+		},
+		{
+			name: "key with owner",
+			in:   api.Key{ID: "key_1", Name: "bob", Environment: "prod", Role: "approver", Owner: "bob@example.com", CreatedAt: at, CreatedBy: "alice-admin", CreatedByOwner: "alice@example.com"},
+			want: `{"id":"key_1","name":"bob","environment":"prod","role":"approver","owner":"bob@example.com","createdAt":"2026-11-25T09:00:00Z","createdBy":"alice-admin","createdByOwner":"alice@example.com"}`,
 		},
 		{
 			name: "approval request without comment",

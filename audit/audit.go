@@ -62,9 +62,15 @@ func (f Filter) EffectiveLimit() int {
 
 // Actor identifies who asked for an action, as fixed at authentication.
 type Actor struct {
-	Name         string
-	CredentialID string
+	Name         string // key name
+	CredentialID string // key id
 	RequestID    string
+	// Owner is the person (or system identity) behind the credential, ""
+	// for keys minted before owners existed; KeyCreatedBy is the identity
+	// that minted the key. Separation of duties judges these, never key
+	// names.
+	Owner        string
+	KeyCreatedBy string
 }
 
 // Event starts an audit event for this actor. Time is set by the caller or

@@ -245,9 +245,9 @@ func (c *Client) Audit(ctx context.Context, env string, q url.Values) ([]audit.E
 }
 
 // CreateKey mints a key in env; the token is returned once.
-func (c *Client) CreateKey(ctx context.Context, env, name, role string) (Key, string, error) {
+func (c *Client) CreateKey(ctx context.Context, env string, req api.CreateKeyRequest) (Key, string, error) {
 	var out api.CreateKeyResponse
-	err := c.doJSON(ctx, http.MethodPost, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys", api.CreateKeyRequest{Name: name, Role: role}, &out)
+	err := c.doJSON(ctx, http.MethodPost, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys", req, &out)
 	return out.Key, out.Token, err
 }
 

@@ -44,7 +44,7 @@ checks:
 	cfg := readFixture(b, "testdata/agent-config/valid/full.yaml")
 	s := subject(registry.KindAgentConfig, memFile("agent.yaml", cfg))
 	s.Now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC) // a Wednesday
-	s.Approvals = []Approval{{Actor: "alice", Role: "approver", Environment: "prod", At: s.Now.Add(-time.Hour)}}
+	s.Approvals = []Approval{{Actor: "alice", Identity: "alice@example.com", Role: "approver", Environment: "prod", At: s.Now.Add(-time.Hour)}}
 	s.Signature = Signature{Status: SignatureTrusted, KeyID: "ci"}
 	s.Evidence = []Evidence{memEvidence("junit", readFixture(b, "testdata/junit/pass-testsuite.xml"))}
 	eng := Engine{}

@@ -20,7 +20,7 @@ func TestDefaultProdPolicyEndToEnd(t *testing.T) {
 	}
 	junitXML := readFixture(t, filepath.Join("testdata", "junit", "pass-testsuite.xml"))
 	ready := func(s *Subject) *Subject {
-		s.Approvals = []Approval{{Actor: "alice", Role: "approver", Environment: "prod", At: testNow.Add(-time.Hour)}}
+		s.Approvals = []Approval{{Actor: "alice", Identity: "alice@example.com", Role: "approver", Environment: "prod", At: testNow.Add(-time.Hour)}}
 		return s
 	}
 	model := func() *Subject {

@@ -67,8 +67,20 @@
 //   - soak-time: minimum time in the source. Params: min (e.g. 24h, 7d).
 //   - freeze-windows: windows that block promotion. Params: windows
 //     [{name, cron, duration, timezone} or {name, start, end, timezone}].
-//   - approvals: distinct approvers with a role for the target. Params:
-//     count (1), role (approver), max_age, allow_self_approval (false).
+//   - approvals: approvals by count distinct people holding role for the
+//     target. Params: count (1), role (approver), max_age,
+//     allow_self_approval (false). People are key owners, never key names:
+//     one owner's approvals count once however many keys they hold. Never
+//     counted: approvals through a key without an owner; the promoter's own
+//     (unless allow_self_approval); approvals through a key the promoter
+//     minted, and approvals by whoever minted the promoting key, since a
+//     key's owner is its minter's say-so (allow_self_approval does not lift
+//     these). A promoting key without an owner fails the check. Details list
+//     the counted identities and each discounted approval with its rule
+//     (no-identity, other-environment, role, self-approval,
+//     minted-by-promoter, minted-promoter-key, expired, future) and reason.
+//     Owners are compared case-insensitively; stagegate does not verify
+//     them, so whoever may mint keys must be trusted to name owners truly.
 //
 // # Results
 //

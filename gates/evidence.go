@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -141,10 +142,10 @@ func (c junit) Run(ctx context.Context, s *Subject) Result {
 			return fail(d, "%s evidence #%d: %v", c.evidenceType, i+1, err)
 		}
 		d.Reports++
-		d.Totals.Tests += rep.Tests
-		d.Totals.Failures += rep.Failures
-		d.Totals.Errors += rep.Errors
-		d.Totals.Skipped += rep.Skipped
+		d.Totals.Tests = addCount(d.Totals.Tests, rep.Tests)
+		d.Totals.Failures = addCount(d.Totals.Failures, rep.Failures)
+		d.Totals.Errors = addCount(d.Totals.Errors, rep.Errors)
+		d.Totals.Skipped = addCount(d.Totals.Skipped, rep.Skipped)
 		for _, f := range rep.Failing {
 			if len(d.Failing) < 20 {
 				d.Failing = append(d.Failing, f)
@@ -264,7 +265,7 @@ func addSuite(rep *JUnitReport, s junitSuite, depth int) error {
 			if tc.Classname != "" {
 				id = tc.Classname + "." + tc.Name
 			}
-			rep.Failing = append(rep.Failing, truncate(s.Name+"/"+id, 200))
+			rep.Failing = append(rep.Failing, truncate(printable(s.Name+"/"+id), 200))
 		}
 	}
 	var nested JUnitReport
@@ -277,9 +278,19 @@ func addSuite(rep *JUnitReport, s junitSuite, depth int) error {
 	if len(rep.Failing) > 20 {
 		rep.Failing = rep.Failing[:20]
 	}
-	rep.Tests += max(c.Tests+nested.Tests, s.Tests)
-	rep.Failures += max(c.Failures+nested.Failures, s.Failures)
-	rep.Errors += max(c.Errors+nested.Errors, s.Errors)
-	rep.Skipped += max(c.Skipped+nested.Skipped, s.Skipped)
+	rep.Tests = addCount(rep.Tests, max(addCount(c.Tests, nested.Tests), s.Tests))
+	rep.Failures = addCount(rep.Failures, max(addCount(c.Failures, nested.Failures), s.Failures))
+	rep.Errors = addCount(rep.Errors, max(addCount(c.Errors, nested.Errors), s.Errors))
+	rep.Skipped = addCount(rep.Skipped, max(addCount(c.Skipped, nested.Skipped), s.Skipped))
 	return nil
+}
+
+// addCount adds non-negative test counts, saturating at math.MaxInt.
+// Count attributes are whatever a report claims; a sum that wrapped around
+// could bring failures back to zero and pass the gate.
+func addCount(a, b int) int {
+	if b > 0 && a > math.MaxInt-b {
+		return math.MaxInt
+	}
+	return a + b
 }

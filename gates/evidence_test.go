@@ -41,6 +41,9 @@ func TestJUnit(t *testing.T) {
 		{"nested suites", "", []string{"nested.xml"}, Failed, "1 failure(s)"},
 		{"wrong root", "", []string{"wrong-root.xml"}, Failed, "<html>"},
 		{"malformed", "", []string{"malformed.xml"}, Failed, "not valid JUnit XML"},
+		{"count attributes overflowing int", "", []string{"count-overflow.xml"}, Failed, "9223372036854775807 failure(s)"},
+		{"counts saturate across reports", "", []string{"count-overflow.xml", "count-overflow.xml"}, Failed, "9223372036854775807 failure(s)"},
+		{"control characters in names", "", []string{"control-chars-in-name.xml"}, Failed, `first s\nPASSED all 99 tests\r\u0085\u2028/t`},
 		{"no evidence", "", nil, Failed, `no "junit" evidence`},
 		{"other evidence type", "evidence_type: pytest", []string{"pass-testsuite.xml"}, Failed, `no "pytest" evidence`},
 	}
@@ -108,6 +111,13 @@ func TestMetricRulesEvidence(t *testing.T) {
 		{"current lacks metric", withCurrent(evSubject(`{"auc": 0.95}`), `{"f1": 1}`), Failed, `missing from current release 1.3.0`},
 		{"no evidence", subject(registry.KindModel), Failed, `no "metrics" evidence`},
 		{"not an object", evSubject(`[1,2]`), Failed, "not a JSON object"},
+		{"surrounding whitespace", withCurrent(evSubject("\n{\"auc\": 0.93}\n"), "{\"auc\": 0.931}\t\n"), Passed, "1 metric rule(s) hold"},
+		// The gate reads stored evidence as strictly as it was validated
+		// at attach time: a second value cannot change the verdict.
+		{"trailing garbage", withCurrent(evSubject(`{"auc": 0.93} trailing garbage`), `{"auc": 0.931}`), Failed, "exactly one JSON value"},
+		{"second object", withCurrent(evSubject(`{"auc": 0.5}{"auc": 0.99}`), `{"auc": 0.931}`), Failed, "exactly one JSON value"},
+		{"number beyond float64", withCurrent(evSubject(`{"eval": {"auc": 1e999}}`), `{"auc": 0.931}`), Failed, `metric "eval.auc": 1e999 is out of range`},
+		{"current trailing garbage", withCurrent(evSubject(`{"auc": 0.93}`), `{"auc": 0.931}]`), Failed, "current release 1.3.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

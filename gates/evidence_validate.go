@@ -3,7 +3,9 @@ package gates
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -29,7 +31,8 @@ type Provenance struct {
 // malformed report is refused at the door instead of failing a gate later.
 // JUnit must parse; metrics must be a JSON object (flat or nested) whose
 // leaves are numbers, booleans or strings; provenance must name the source
-// repository, ref and commit. It returns a one-line reason on failure.
+// repository, ref and commit. Metrics and provenance are exactly one JSON
+// value: data after it is refused. It returns a one-line reason on failure.
 func ValidateEvidence(typ string, data []byte) error {
 	if len(data) > MaxEvidenceSize {
 		return fmt.Errorf("%s evidence is larger than %d bytes", typ, MaxEvidenceSize)
@@ -39,16 +42,21 @@ func ValidateEvidence(typ string, data []byte) error {
 		_, err := parseJUnit(data)
 		return err
 	case registry.EvidenceMetrics:
-		var m map[string]any
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		if err := dec.Decode(&m); err != nil || m == nil {
+		m, err := parseMetrics(data)
+		switch {
+		case errors.Is(err, errTrailingData):
+			return fmt.Errorf("metrics evidence must be exactly one JSON value: %w", err)
+		case err != nil:
 			return fmt.Errorf("metrics evidence must be a JSON object")
 		}
 		return checkMetricLeaves("", m, 0)
 	case registry.EvidenceProvenance:
 		var p Provenance
-		if err := json.Unmarshal(data, &p); err != nil {
+		err := decodeJSONDocument(data, &p)
+		switch {
+		case errors.Is(err, errTrailingData):
+			return fmt.Errorf("provenance evidence must be exactly one JSON value: %w", err)
+		case err != nil:
 			return fmt.Errorf("provenance evidence must be a JSON object: %s", truncate(err.Error(), 120))
 		}
 		var missing []string
@@ -64,6 +72,49 @@ func ValidateEvidence(typ string, data []byte) error {
 		return nil
 	}
 	return fmt.Errorf("unknown evidence type %q (want %s)", truncate(typ, 40), strings.Join(EvidenceTypes, ", "))
+}
+
+// errTrailingData marks a document that holds more than its one JSON
+// value. Decoders that stop after the first value would read such a
+// document differently from ones that reject it; refusing it leaves
+// nothing for them to disagree on.
+var errTrailingData = errors.New("trailing data")
+
+// errNotJSONObject marks a metrics document that is not a JSON object.
+var errNotJSONObject = errors.New("not a JSON object")
+
+// decodeJSONDocument decodes data, which must hold exactly one JSON value
+// (whitespace around it is fine), into v. Numbers decode as json.Number
+// when v holds interfaces, so no digits are lost before a check looks at
+// them. It is the one strict reader of JSON evidence: attach-time
+// validation and the checks that later read stored evidence share it, so
+// what was accepted at the door is what a gate evaluates.
+func decodeJSONDocument(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	end := dec.InputOffset()
+	// Token, unlike More, also reports a stray ']' or '}' after the value.
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w after the JSON value at byte %d", errTrailingData, end)
+	}
+	return nil
+}
+
+// parseMetrics reads a metrics document: exactly one JSON object. Numbers
+// are json.Number. Errors wrap errTrailingData or errNotJSONObject.
+func parseMetrics(data []byte) (map[string]any, error) {
+	var m map[string]any
+	err := decodeJSONDocument(data, &m)
+	if errors.Is(err, errTrailingData) {
+		return nil, err
+	}
+	if err != nil || m == nil {
+		return nil, errNotJSONObject
+	}
+	return m, nil
 }
 
 func checkMetricLeaves(prefix string, m map[string]any, depth int) error {

@@ -55,7 +55,7 @@ func subject(k registry.Kind, files ...File) *Subject {
 	return &Subject{
 		Name: "fraud-detector", Version: "1.4.0", Kind: k,
 		Source: "staging", Target: "prod", Environments: []string{"dev", "staging", "prod"},
-		Files: files, PublishedAt: testNow.Add(-48 * time.Hour), Actor: "ci@example.com", Now: testNow,
+		Files: files, PublishedAt: testNow.Add(-48 * time.Hour), Actor: "ci", Identity: "ci@example.com", Now: testNow,
 	}
 }
 

@@ -201,7 +201,7 @@ func parseDocument(name string, b []byte) (any, error) {
 	if ext == ".json" {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 		if err != nil {
-			return nil, &docError{msg: "not valid JSON: " + truncate(err.Error(), 200)}
+			return nil, &docError{msg: "not valid JSON: " + truncate(foldLines(err.Error()), 200)}
 		}
 		return doc, nil
 	}
@@ -211,7 +211,7 @@ func parseDocument(name string, b []byte) (any, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &docError{msg: "empty YAML document"}
 		}
-		return nil, &docError{msg: "not valid YAML: " + truncate(strings.TrimPrefix(err.Error(), "yaml: "), 200)}
+		return nil, &docError{msg: "not valid YAML: " + truncate(foldLines(strings.TrimPrefix(err.Error(), "yaml: ")), 200)}
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -226,7 +226,7 @@ func parseDocument(name string, b []byte) (any, error) {
 func jsonCompatible(v any) (any, error) {
 	b, err := json.Marshal(normalizeYAML(v))
 	if err != nil {
-		return nil, &docError{msg: "YAML value has no JSON equivalent: " + truncate(err.Error(), 120)}
+		return nil, &docError{msg: "YAML value has no JSON equivalent: " + truncate(foldLines(err.Error()), 120)}
 	}
 	return jsonschema.UnmarshalJSON(bytes.NewReader(b))
 }

@@ -20,6 +20,10 @@ func TestJSONSchemaFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// An emptied or renamed fixture folder must not pass vacuously.
+			if len(entries) == 0 {
+				t.Fatalf("no fixtures in %s", root)
+			}
 			for _, e := range entries {
 				t.Run(string(kind)+"/"+dir+"/"+e.Name(), func(t *testing.T) {
 					f := memFile(e.Name(), readFixture(t, filepath.Join(root, e.Name())))

@@ -1,12 +1,12 @@
 package gates
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -166,10 +166,17 @@ func (c *metricRules) load(ctx context.Context, ev []Evidence, whose string) (ma
 			r := errored(nil, "%s evidence #%d of %s: %v", c.evidenceType, i+1, whose, err)
 			return nil, &r
 		}
-		var m map[string]any
-		dec := json.NewDecoder(bytes.NewReader(b))
-		if err := dec.Decode(&m); err != nil || m == nil {
+		m, err := parseMetrics(b)
+		if errors.Is(err, errTrailingData) {
+			r := fail(nil, "%s evidence #%d of %s is not exactly one JSON value: %v", c.evidenceType, i+1, whose, err)
+			return nil, &r
+		}
+		if err != nil {
 			r := fail(nil, "%s evidence #%d of %s is not a JSON object", c.evidenceType, i+1, whose)
+			return nil, &r
+		}
+		if _, err := metricsToFloat("", m); err != nil {
+			r := fail(nil, "%s evidence #%d of %s: %v", c.evidenceType, i+1, whose, err)
 			return nil, &r
 		}
 		for k, v := range m {
@@ -177,6 +184,42 @@ func (c *metricRules) load(ctx context.Context, ev []Evidence, whose string) (ma
 		}
 	}
 	return out, nil
+}
+
+// metricsToFloat turns the json.Number values of parsed metrics into
+// float64 in place: rules compare numbers, and CEL knows float64, not
+// json.Number. A number beyond float64 is refused rather than becoming
+// ±Inf, which would make any comparison with it meaningless.
+func metricsToFloat(path string, v any) (any, error) {
+	switch t := v.(type) {
+	case json.Number:
+		f, err := strconv.ParseFloat(string(t), 64)
+		if err != nil {
+			return nil, fmt.Errorf("metric %q: %s is out of range", truncate(path, 80), truncate(string(t), 40))
+		}
+		return f, nil
+	case map[string]any:
+		for k, e := range t {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			f, err := metricsToFloat(p, e)
+			if err != nil {
+				return nil, err
+			}
+			t[k] = f
+		}
+	case []any:
+		for i, e := range t {
+			f, err := metricsToFloat(fmt.Sprintf("%s[%d]", path, i), e)
+			if err != nil {
+				return nil, err
+			}
+			t[i] = f
+		}
+	}
+	return v, nil
 }
 
 var noSuchKey = regexp.MustCompile(`no such key: ?(\S+)`)

@@ -6,10 +6,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stagegate/stagegate/registry"
 )
@@ -50,6 +53,20 @@ func tarball(t testing.TB, members map[string][]byte) []byte {
 	}
 	tw.Close()
 	return buf.Bytes()
+}
+
+// flipByteOf changes the first byte of sub within within (a stored zip
+// member's data) so the member still parses but fails its CRC-32.
+func flipByteOf(t testing.TB, b []byte, within, sub string) []byte {
+	t.Helper()
+	i := bytes.Index(b, []byte(within))
+	j := strings.Index(within, sub)
+	if i < 0 || j < 0 {
+		t.Fatalf("%q not found", sub)
+	}
+	out := bytes.Clone(b)
+	out[i+j]++
+	return out
 }
 
 // Pickle fixtures, built by hand so each opcode is deliberate.
@@ -109,6 +126,16 @@ func TestPickleScan(t *testing.T) {
 		{"legacy second pickle", "model.pt", append([]byte(benignProto2), evilProto0...), Failed, "os.system"},
 		{"legacy tar", "model.pt", tarball(t, map[string][]byte{"pickle": []byte(evilProto0)}), Failed, "os.system"},
 		{"truncated after import", "model.pkl", []byte("cos\nsystem\n(S'id"), Failed, "os.system"},
+		// A stream ending between opcodes is incomplete, like one ending
+		// inside an argument: judged on what it imported so far.
+		{"truncated between opcodes", "model.pkl", []byte("cos\nsystem\n"), Failed, "os.system"},
+		{"raw bytes ending on an opcode", "weights.bin", []byte("("), Passed, ""},
+		{"raw bytes ending after an argument", "weights.bin", []byte("K\x01"), Passed, ""},
+		{"zip member failing its checksum", "model.pt", flipByteOf(t, torchZip(t, map[string][]byte{"archive/data.pkl": []byte(benignTorch)}), benignTorch, "0"), Failed, ""},
+		// Names reach the one-line reason escaped, never raw.
+		{"newline in STACK_GLOBAL name", "model.pkl", framed("\x8c\x02os\x94\x8c\x0bsystem\nPASS\x94\x93\x94."), Failed, `os.system\nPASS`},
+		{"newline in zip member name", "model.pt", torchZip(t, map[string][]byte{"archive/x\nok.pkl": []byte(evilProto0)}), Failed, "os.system"},
+		{"newline in tar member name", "model.pt", tarball(t, map[string][]byte{"pickle\nok": []byte(evilProto0)}), Failed, "os.system"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +154,21 @@ func TestPickleScanOpenError(t *testing.T) {
 	f := memFile("model.pkl", nil)
 	f.Open = failingOpener
 	wantStatus(t, c.Run(context.Background(), subject(registry.KindModel, f)), Errored)
+}
+
+// TestPickleScanReadErrorBetweenPickles: a read that fails where the next
+// pickle of a legacy stream would start must not pass the unread rest.
+func TestPickleScanReadErrorBetweenPickles(t *testing.T) {
+	c := buildCheck(t, "pickle-scan", "")
+	f := memFile("model.pt", nil)
+	f.Open = func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(io.MultiReader(strings.NewReader(benignProto2), iotest.ErrReader(errors.New("connection reset")))), nil
+	}
+	r := c.Run(context.Background(), subject(registry.KindModel, f))
+	wantStatus(t, r, Errored)
+	if !strings.Contains(r.Reason, "connection reset") {
+		t.Errorf("reason %q", r.Reason)
+	}
 }
 
 func TestPickleScanCustomDeny(t *testing.T) {
@@ -153,6 +195,10 @@ func TestPickleFixtures(t *testing.T) {
 		entries, err := os.ReadDir(filepath.Join("testdata", "pickle", dir))
 		if err != nil {
 			t.Fatal(err)
+		}
+		// An emptied or renamed fixture folder must not pass vacuously.
+		if len(entries) == 0 {
+			t.Fatalf("no fixtures in testdata/pickle/%s", dir)
 		}
 		for _, e := range entries {
 			t.Run(dir+"/"+e.Name(), func(t *testing.T) {

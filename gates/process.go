@@ -241,8 +241,16 @@ func (c freezeWindows) Run(_ context.Context, s *Subject) Result {
 	return pass(nil, "no freeze window is active")
 }
 
-// approvals requires N approvals by distinct identities holding the
-// approver role for the target environment, none older than max_age.
+// approvals requires N approvals by distinct people holding the approver
+// role for the target environment, none older than max_age, and none that
+// the promoter could have given alone.
+//
+// People are key owners (Subject.Identity, Approval.Identity), never key
+// names, so holding several keys does not multiply a person. An owner is
+// whatever the key's minter wrote, so an approval through a key the
+// promoter minted is treated as the promoter's, and so is one by whoever
+// minted the promoting key. allow_self_approval relaxes only the promoter's
+// own approval: minted identities never count as someone else.
 type approvals struct {
 	count     int
 	role      string
@@ -273,46 +281,98 @@ func newApprovalsCheck(n *yaml.Node) (Check, error) {
 
 func (approvals) Name() string { return "approvals" }
 
-// ApprovalDetails lists which approvals counted and why others did not.
+// ApprovalDetails says whose approvals counted and why the others did not.
 type ApprovalDetails struct {
-	Required int      `json:"required"`
-	Counted  []string `json:"counted"`
-	Ignored  []string `json:"ignored,omitempty"` // "actor: reason"
+	Required   int                  `json:"required"`
+	Promoter   string               `json:"promoter"` // the promoting key's owner
+	Counted    []string             `json:"counted"`  // distinct identities, sorted
+	Discounted []DiscountedApproval `json:"discounted,omitempty"`
 }
 
+// DiscountedApproval is a recorded approval that did not count.
+type DiscountedApproval struct {
+	Key      string `json:"key"`                // the approving key's name
+	Identity string `json:"identity,omitempty"` // its owner
+	Rule     string `json:"rule"`               // one of the Discount* constants
+	Reason   string `json:"reason"`
+}
+
+// Why an approval did not count. Stable: clients may switch on them.
+const (
+	DiscountNoIdentity       = "no-identity"         // the approving key has no owner
+	DiscountEnvironment      = "other-environment"   // given for another environment
+	DiscountRole             = "role"                // the key lacked the required role
+	DiscountSelf             = "self-approval"       // the promoter's own identity
+	DiscountMintedByPromoter = "minted-by-promoter"  // through a key the promoter minted
+	DiscountMintedPromoter   = "minted-promoter-key" // by whoever minted the promoting key
+	DiscountExpired          = "expired"
+	DiscountFuture           = "future"
+)
+
 func (c approvals) Run(_ context.Context, s *Subject) Result {
-	d := ApprovalDetails{Required: c.count, Counted: []string{}}
+	d := ApprovalDetails{Required: c.count, Promoter: s.Identity, Counted: []string{}}
+	promoter, promoterMinter := identityKey(s.Identity), identityKey(s.KeyCreatedBy)
+	if promoter == "" {
+		// Neither the promoter's own approvals nor those through keys they
+		// minted could be told from anyone else's.
+		return fail(d, "the promoting key %q has no owner, so approvals cannot be checked against the promoter: promote with a key that names its owner", s.Actor)
+	}
 	seen := map[string]bool{}
 	for _, a := range s.Approvals {
-		why := ""
+		id := identityKey(a.Identity)
+		var rule, why string
 		switch {
-		case a.Actor == "":
-			why = "no identity"
+		case id == "":
+			rule, why = DiscountNoIdentity, "the approving key has no owner"
 		case a.Environment != s.Target:
-			why = fmt.Sprintf("given for %s, not %s", a.Environment, s.Target)
+			rule, why = DiscountEnvironment, fmt.Sprintf("given for %s, not %s", a.Environment, s.Target)
 		case a.Role != c.role:
-			why = fmt.Sprintf("role %q, %q required", a.Role, c.role)
-		case !c.allowSelf && a.Actor == s.Actor:
-			why = "the promoter cannot approve their own promotion"
+			rule, why = DiscountRole, fmt.Sprintf("role %q, %q required", a.Role, c.role)
+		case !c.allowSelf && id == promoter:
+			rule, why = DiscountSelf, "the promoter cannot approve their own promotion"
+		case identityKey(a.KeyCreatedBy) == promoter:
+			rule, why = DiscountMintedByPromoter, fmt.Sprintf("approved through a key the promoter (%s) minted, whose owner is the promoter's say-so", s.Identity)
+		case promoterMinter != "" && id == promoterMinter:
+			rule, why = DiscountMintedPromoter, fmt.Sprintf("%s minted the promoting key %q", a.Identity, s.Actor)
 		case c.maxAge > 0 && s.Now.Sub(a.At) > c.maxAge:
-			why = fmt.Sprintf("expired (given %s, valid for %s)", a.At.UTC().Format(time.RFC3339), Duration(c.maxAge))
+			rule, why = DiscountExpired, fmt.Sprintf("expired (given %s, valid for %s)", a.At.UTC().Format(time.RFC3339), Duration(c.maxAge))
 		case a.At.After(s.Now):
-			why = "dated in the future"
-		case seen[a.Actor]:
-			continue // same identity twice counts once
+			rule, why = DiscountFuture, "dated in the future"
+		case seen[id]:
+			continue // same person twice counts once
 		}
-		if why != "" {
-			d.Ignored = append(d.Ignored, a.Actor+": "+why)
+		if rule != "" {
+			d.Discounted = append(d.Discounted, DiscountedApproval{Key: a.Actor, Identity: a.Identity, Rule: rule, Reason: why})
 			continue
 		}
-		seen[a.Actor] = true
-		d.Counted = append(d.Counted, a.Actor)
+		seen[id] = true
+		d.Counted = append(d.Counted, a.Identity)
 	}
 	sort.Strings(d.Counted)
 	if len(d.Counted) < c.count {
-		return fail(d, "%d of %d required approvals by distinct %s %ss", len(d.Counted), c.count, s.Target, c.role)
+		return fail(d, "%d of %d required approvals by distinct %s %ss other than the promoter %s%s",
+			len(d.Counted), c.count, s.Target, c.role, s.Identity, discountedSummary(d.Discounted))
 	}
 	return pass(d, "approved by %s", strings.Join(d.Counted, ", "))
+}
+
+// identityKey is the form identities are compared in. Case is folded so
+// that "Alice@example.com" cannot pass for someone other than
+// "alice@example.com"; folding only ever merges people, which errs on the
+// side of refusing.
+func identityKey(id string) string { return strings.ToLower(id) }
+
+// discountedSummary tells, in the one-line reason, how many approvals did
+// not count and the first rule, so a refusal is explained without details.
+func discountedSummary(ds []DiscountedApproval) string {
+	if len(ds) == 0 {
+		return ""
+	}
+	who := ds[0].Identity
+	if who == "" {
+		who = "key " + ds[0].Key
+	}
+	return fmt.Sprintf("; %d approval(s) discounted (%s: %s)", len(ds), who, ds[0].Rule)
 }
 
 // fieldNode returns the value node of key in mapping n, or nil.

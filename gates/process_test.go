@@ -2,6 +2,7 @@ package gates
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,30 +100,79 @@ func TestFreezeWindows(t *testing.T) {
 }
 
 func TestApprovals(t *testing.T) {
-	c := buildCheck(t, "approvals", "count: 2\nmax_age: 72h")
-	ok := func(actor string) Approval {
-		return Approval{Actor: actor, Role: "approver", Environment: "prod", At: testNow.Add(-time.Hour)}
+	two := buildCheck(t, "approvals", "count: 2\nmax_age: 72h")
+	one := buildCheck(t, "approvals", "count: 1")
+	self := buildCheck(t, "approvals", "count: 1\nallow_self_approval: true")
+	// by is an approval by owner through a key minted on the server host.
+	by := func(owner string) Approval {
+		return Approval{Actor: owner + "-key", Identity: owner, KeyCreatedBy: "cli:keys-create", Role: "approver", Environment: "prod", At: testNow.Add(-time.Hour)}
 	}
+	mintedBy := func(owner, minter string) Approval { a := by(owner); a.KeyCreatedBy = minter; return a }
+	with := func(a Approval, f func(*Approval)) Approval { f(&a); return a }
+	const promoter = "ci@example.com" // subject()'s promoting identity
 	tests := []struct {
 		name      string
+		check     Check
 		approvals []Approval
+		promoter  string // overrides subject()'s identity when set
+		keyMinter string // who minted the promoting key
 		want      Status
+		counted   []string
+		rules     []string // Discount* of the approvals that did not count, in order
 	}{
-		{"two distinct", []Approval{ok("alice"), ok("bob")}, Passed},
-		{"same twice", []Approval{ok("alice"), ok("alice")}, Failed},
-		{"one", []Approval{ok("alice")}, Failed},
-		{"none", nil, Failed},
-		{"wrong role", []Approval{ok("alice"), {Actor: "bob", Role: "publisher", Environment: "prod", At: testNow}}, Failed},
-		{"wrong env", []Approval{ok("alice"), {Actor: "bob", Role: "approver", Environment: "staging", At: testNow}}, Failed},
-		{"expired", []Approval{ok("alice"), {Actor: "bob", Role: "approver", Environment: "prod", At: testNow.Add(-73 * time.Hour)}}, Failed},
-		{"self approval", []Approval{ok("alice"), ok("ci@example.com")}, Failed},
-		{"three with one expired", []Approval{ok("alice"), ok("carol"), {Actor: "bob", Role: "approver", Environment: "prod", At: testNow.Add(-100 * time.Hour)}}, Passed},
+		{"distinct people count", two, []Approval{by("alice"), by("bob")}, "", "", Passed, []string{"alice", "bob"}, nil},
+		{"same person twice counts once", two, []Approval{by("alice"), by("alice")}, "", "", Failed, []string{"alice"}, nil},
+		{"same person through two keys counts once", two, []Approval{by("alice"), with(by("alice"), func(a *Approval) { a.Actor = "alice-laptop" })}, "", "", Failed, []string{"alice"}, nil},
+		{"case does not make another person", two, []Approval{by("alice@example.com"), by("Alice@Example.com")}, "", "", Failed, []string{"alice@example.com"}, nil},
+		{"one of two", two, []Approval{by("alice")}, "", "", Failed, []string{"alice"}, nil},
+		{"none", two, nil, "", "", Failed, nil, nil},
+		{"promoter's own approval not counted", two, []Approval{by("alice"), by(promoter)}, "", "", Failed, []string{"alice"}, []string{DiscountSelf}},
+		{"promoter's own approval through another key not counted", one, []Approval{with(by(promoter), func(a *Approval) { a.Actor = "rubber-stamp" })}, "", "", Failed, nil, []string{DiscountSelf}},
+		{"promoter's own approval, in another case", one, []Approval{by("CI@example.com")}, "", "", Failed, nil, []string{DiscountSelf}},
+		{"approval through a key minted by the promoter not counted", one, []Approval{mintedBy("bob", promoter)}, "", "", Failed, nil, []string{DiscountMintedByPromoter}},
+		{"approval through a key minted by the promoter, self approval allowed", self, []Approval{mintedBy("bob", promoter)}, "", "", Failed, nil, []string{DiscountMintedByPromoter}},
+		{"approval by whoever minted the promoting key not counted", one, []Approval{by("dave")}, "", "dave", Failed, nil, []string{DiscountMintedPromoter}},
+		{"approval through a key minted by someone else counts", one, []Approval{mintedBy("bob", "dave")}, "", "", Passed, []string{"bob"}, nil},
+		{"self approval allowed", self, []Approval{by(promoter)}, "", "", Passed, []string{promoter}, nil},
+		{"promoter without identity", one, []Approval{by("alice")}, "-", "", Failed, nil, nil},
+		{"approving key without owner", one, []Approval{with(by("alice"), func(a *Approval) { a.Identity = "" })}, "", "", Failed, nil, []string{DiscountNoIdentity}},
+		{"wrong role", two, []Approval{by("alice"), with(by("bob"), func(a *Approval) { a.Role = "publisher" })}, "", "", Failed, []string{"alice"}, []string{DiscountRole}},
+		{"wrong env", two, []Approval{by("alice"), with(by("bob"), func(a *Approval) { a.Environment = "staging" })}, "", "", Failed, []string{"alice"}, []string{DiscountEnvironment}},
+		{"expired", two, []Approval{by("alice"), with(by("bob"), func(a *Approval) { a.At = testNow.Add(-73 * time.Hour) })}, "", "", Failed, []string{"alice"}, []string{DiscountExpired}},
+		{"future", two, []Approval{by("alice"), with(by("bob"), func(a *Approval) { a.At = testNow.Add(time.Hour) })}, "", "", Failed, []string{"alice"}, []string{DiscountFuture}},
+		{"three with one expired", two, []Approval{by("alice"), by("carol"), with(by("bob"), func(a *Approval) { a.At = testNow.Add(-100 * time.Hour) })}, "", "", Passed, []string{"alice", "carol"}, []string{DiscountExpired}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := subject(registry.KindModel)
 			s.Approvals = tt.approvals
-			wantStatus(t, c.Run(context.Background(), s), tt.want)
+			switch tt.promoter {
+			case "":
+			case "-":
+				s.Identity = ""
+			default:
+				s.Identity = tt.promoter
+			}
+			s.KeyCreatedBy = tt.keyMinter
+			r := tt.check.Run(context.Background(), s)
+			wantStatus(t, r, tt.want)
+			d, ok := r.Details.(ApprovalDetails)
+			if !ok {
+				t.Fatalf("details %T, want ApprovalDetails", r.Details)
+			}
+			var rules []string
+			for _, x := range d.Discounted {
+				if x.Reason == "" || x.Key == "" {
+					t.Errorf("discounted approval without key or reason: %+v", x)
+				}
+				rules = append(rules, x.Rule)
+			}
+			if !slices.Equal(d.Counted, tt.counted) && len(d.Counted)+len(tt.counted) > 0 {
+				t.Errorf("counted %v, want %v", d.Counted, tt.counted)
+			}
+			if !slices.Equal(rules, tt.rules) {
+				t.Errorf("discounted %v (%+v), want %v", rules, d.Discounted, tt.rules)
+			}
 		})
 	}
 }

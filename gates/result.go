@@ -2,7 +2,11 @@ package gates
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Status is the outcome of one check. Failed and Errored are kept apart as
@@ -61,4 +65,36 @@ func errored(details any, format string, args ...any) Result {
 
 func skip(format string, args ...any) Result {
 	return Result{Status: Skipped, Reason: fmt.Sprintf(format, args...)}
+}
+
+// printable escapes control characters and Unicode line separators in
+// text taken from an artifact or a report (test names, pickle globals,
+// archive member names), as Go would quote them. Such text ends up in a
+// Reason, which must stay one line: a newline in a test name could
+// otherwise forge a line of gate output, and terminal escapes could
+// rewrite it.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, needsEscape) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if needsEscape(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func needsEscape(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError
+}
+
+// foldLines puts a parser's message on one line for a Reason: yaml.v3, for
+// one, lists its type errors on separate indented lines.
+func foldLines(s string) string {
+	return printable(strings.Join(strings.Fields(s), " "))
 }

@@ -40,8 +40,14 @@ type Subject struct {
 	// publish or promotion time there); soak time is measured from it.
 	PublishedAt time.Time
 
-	Actor     string     // identity requesting the promotion
-	Approvals []Approval // recorded approvals of this version
+	// Actor names the key requesting the promotion; Identity is its owner
+	// and KeyCreatedBy the identity that minted it. Separation of duties is
+	// judged on identities, never on key names: one person may hold several
+	// keys. Identity is "" for a key minted before owners existed.
+	Actor        string
+	Identity     string
+	KeyCreatedBy string
+	Approvals    []Approval // recorded approvals of this version
 
 	Signature Signature // outcome of verifying the CI signature
 
@@ -81,10 +87,12 @@ type Release struct {
 
 // Approval is one recorded approval of a version for an environment.
 type Approval struct {
-	Actor       string    // distinct identity, e.g. "alice@example.com"
-	Role        string    // role the actor held when approving, e.g. "approver"
-	Environment string    // environment the approval was given for
-	At          time.Time // when it was given
+	Actor        string    // name of the approving key, for explanations
+	Identity     string    // the approving key's owner, e.g. "alice@example.com"; "" if it had none
+	KeyCreatedBy string    // the identity that minted the approving key
+	Role         string    // role the key held when approving, e.g. "approver"
+	Environment  string    // environment the approval was given for
+	At           time.Time // when it was given
 }
 
 // SignatureStatus is the outcome of verifying the version's CI signature

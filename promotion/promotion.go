@@ -129,7 +129,9 @@ const (
 )
 
 // Approve records by's approval to promote name@version into e. The
-// version is looked up in e.Previous(), where it must be.
+// version is looked up in e.Previous(), where it must be. The approver is
+// counted as the person by.Owner: a key without an owner cannot approve,
+// since its approval could never count.
 func (s *Service) Approve(ctx context.Context, e *environment.Environment, by audit.Actor, role, name, version, comment string) (registry.Approval, error) {
 	src, ok := e.Previous()
 	if !ok {
@@ -138,15 +140,19 @@ func (s *Service) Approve(ctx context.Context, e *environment.Environment, by au
 	if len(comment) > 1024 {
 		return registry.Approval{}, registry.CodeInvalidRequest.Errorf("comment is longer than 1024 bytes")
 	}
+	if by.Owner == "" {
+		return registry.Approval{}, registry.CodeOwnerRequired.Errorf("key %q has no owner, and approvals count people, not keys: ask an admin to re-issue it with an owner", by.Name)
+	}
 	rec, err := src.FindVersion(ctx, name, version)
 	if err != nil {
 		return registry.Approval{}, err
 	}
 	a := registry.Approval{Environment: e.Name(), Name: rec.Name, Version: rec.Version, ManifestDigest: rec.ManifestDigest,
-		Actor: by.Name, CredentialID: by.CredentialID, Role: role, Comment: comment, CreatedAt: s.now().UTC()}
+		Actor: by.Name, CredentialID: by.CredentialID, Identity: by.Owner, KeyCreatedBy: by.KeyCreatedBy,
+		Role: role, Comment: comment, CreatedAt: s.now().UTC()}
 	event := by.Event(e.Name(), ActionApprove, rec.Name+"@"+rec.Version, audit.Success)
 	event.Time = a.CreatedAt
-	event.Details = map[string]string{"manifestDigest": rec.ManifestDigest.String()}
+	event.Details = map[string]string{"manifestDigest": rec.ManifestDigest.String(), "identity": by.Owner}
 	return index(e).AddApproval(ctx, a, event)
 }
 
@@ -266,6 +272,7 @@ func (s *Service) subject(ctx context.Context, src, t *environment.Environment, 
 		Actor:       by.Name,
 		Now:         s.now().UTC(),
 	}
+	subj.Identity, subj.KeyCreatedBy = by.Owner, by.KeyCreatedBy
 	cur, err := index(t).CurrentRelease(ctx, rec.Name)
 	switch {
 	case registry.KindOf(err) == registry.NotFound:
@@ -288,7 +295,8 @@ func (s *Service) subject(ctx context.Context, src, t *environment.Environment, 
 	}
 	for _, a := range approvals {
 		if a.ManifestDigest == rec.ManifestDigest {
-			subj.Approvals = append(subj.Approvals, gates.Approval{Actor: a.Actor, Role: a.Role, Environment: a.Environment, At: a.CreatedAt})
+			subj.Approvals = append(subj.Approvals, gates.Approval{Actor: a.Actor, Identity: a.Identity, KeyCreatedBy: a.KeyCreatedBy,
+				Role: a.Role, Environment: a.Environment, At: a.CreatedAt})
 		}
 	}
 	subj.Signature = judgeSignature(t, manifest, rec)
@@ -437,6 +445,9 @@ func (s *Service) commit(ctx context.Context, src, t *environment.Environment, r
 	event := by.Event(t.Name(), ActionPromote, rec.Name+"@"+rec.Version, audit.Success)
 	event.Time = now
 	event.Details = map[string]string{"source": src.Name(), "gateRunId": run.ID, "manifestDigest": rec.ManifestDigest.String()}
+	if by.Owner != "" {
+		event.Details["identity"] = by.Owner
+	}
 	out, created, err := index(t).CommitPromotion(ctx, registry.PromotionCommit{Version: version, Evidence: moved, Release: release, Event: event})
 	if err != nil {
 		return registry.Release{}, false, err

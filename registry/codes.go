@@ -40,6 +40,7 @@ var (
 	CodeWrongEnvironment = Code{"wrong_environment", Forbidden, "the credential is bound to another environment"}
 	CodePublishNotFirst  = Code{"publish_not_allowed", Forbidden, "only the first environment accepts publishes"}
 	CodeEvidenceNotFirst = Code{"evidence_not_allowed", Forbidden, "evidence is attached in the first environment only"}
+	CodeOwnerRequired    = Code{"owner_required", Forbidden, "the credential has no owner identity; re-issue it with one to approve or mint keys"}
 	CodeNotFound         = Code{"not_found", NotFound, "no such route, environment, artifact, file or record"}
 	CodeVersionNotFound  = Code{"version_not_found", NotFound, "the version does not exist in this environment"}
 	CodeNoMatch          = Code{"no_matching_version", NotFound, "no version satisfies the constraint"}
@@ -60,7 +61,7 @@ func Codes() []Code {
 		CodeInvalidName, CodeInvalidVersion, CodeInvalidKind, CodeInvalidPath, CodeInvalidDigest, CodeInvalidLabel,
 		CodeInvalidRequest, CodeInvalidEvidence, CodeDigestMismatch, CodeIncompleteBody, CodeBlobNotFound,
 		CodeBlobSizeMismatch, CodeNotPromotable, CodeUnauthenticated, CodeForbidden, CodeWrongEnvironment,
-		CodePublishNotFirst, CodeEvidenceNotFirst, CodeNotFound, CodeVersionNotFound, CodeNoMatch,
+		CodePublishNotFirst, CodeEvidenceNotFirst, CodeOwnerRequired, CodeNotFound, CodeVersionNotFound, CodeNoMatch,
 		CodeMethodNotAllowed, CodeVersionExists, CodeKeyExists, CodeGateRunExists, CodeKindMismatch, CodeTooLarge,
 		CodeGateFailed, CodeInternal, CodeUnavailable,
 	}

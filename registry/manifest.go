@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -113,6 +114,11 @@ func ParseManifest(data []byte) (*v1.Manifest, []File, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&m); err != nil {
 		return nil, nil, bad("not JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		// One manifest is one JSON value: bytes after it would make two
+		// byte strings (two digests) mean the same manifest.
+		return nil, nil, bad("data after the JSON value")
 	}
 	if m.SchemaVersion != 2 || m.MediaType != types.OCIManifestSchema1 {
 		return nil, nil, bad("not an OCI image manifest")

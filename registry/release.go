@@ -34,17 +34,24 @@ type Evidence struct {
 
 // Approval is one approver's consent to promote a version into an
 // environment. Approvals are appended, never changed; gates count the
-// distinct, unexpired ones.
+// distinct, unexpired identities behind them, not the keys.
 type Approval struct {
-	Environment    string    `json:"environment"`
-	Name           string    `json:"name"`
-	Version        string    `json:"version"`
-	ManifestDigest v1.Hash   `json:"manifestDigest"`
-	Actor          string    `json:"actor"`
-	CredentialID   string    `json:"credentialId"`
-	Role           string    `json:"role"`
-	Comment        string    `json:"comment,omitempty"`
-	CreatedAt      time.Time `json:"createdAt"`
+	Environment    string  `json:"environment"`
+	Name           string  `json:"name"`
+	Version        string  `json:"version"`
+	ManifestDigest v1.Hash `json:"manifestDigest"`
+	Actor          string  `json:"actor"` // name of the approving key
+	CredentialID   string  `json:"credentialId"`
+	// Identity is the approving key's owner. Separation of duties is about
+	// people: one person holding two keys is still one approver.
+	Identity string `json:"identity"`
+	// KeyCreatedBy is the identity that minted the approving key. A key's
+	// owner is whatever its minter wrote, so an approval through a key the
+	// promoter minted is the promoter's own.
+	KeyCreatedBy string    `json:"keyCreatedBy"`
+	Role         string    `json:"role"`
+	Comment      string    `json:"comment,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
 }
 
 // Release actions.

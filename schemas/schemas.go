@@ -1,6 +1,7 @@
 // Package schemas embeds the JSON Schemas that stagegate validates artifact
-// content against. They ship inside the binary so that a gate run never
-// depends on the network or the working directory.
+// content against, and the OpenAPI description of its HTTP API. They ship
+// inside the binary so that a gate run never depends on the network or the
+// working directory, and the served API description is the tested one.
 package schemas
 
 import (
@@ -23,6 +24,16 @@ const (
 //
 //go:embed agent-config.schema.json features.schema.json
 var jsonSchemas embed.FS
+
+// openAPI is embedded on its own, not in jsonSchemas, so that JSONSchema
+// cannot hand it out as a schema for artifact content.
+//
+//go:embed openapi.yaml
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI description of the HTTP API, as served at GET
+// /v1/openapi.yaml. The slice is shared: callers must not modify it.
+func OpenAPI() []byte { return openAPI }
 
 // JSONSchema returns the bytes of the named embedded schema (one of the
 // constants above). An unknown name is an error rather than a panic because

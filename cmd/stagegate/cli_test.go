@@ -14,6 +14,7 @@ import (
 
 	"github.com/stagegate/stagegate/internal/config"
 	"github.com/stagegate/stagegate/internal/server"
+	"github.com/stagegate/stagegate/internal/signing/signingtest"
 )
 
 func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -38,7 +39,8 @@ func startServer(t *testing.T) (dataDir, url string) {
 	dataDir = t.TempDir()
 	cfg := config.Default()
 	cfg.DataDir = dataDir
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		server.WithSigners(signingtest.Signers(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +111,10 @@ func TestCLIPushPull(t *testing.T) {
 	if code, out, errOut := runCLI(t, env, "verify", "ranker@2.1.0", "--env", "dev"); code != 0 || strings.Count(out, "ok  ") != 5 {
 		t.Fatalf("verify: %d %q %q", code, out, errOut)
 	}
-	otherKey := filepath.Join(dataDir, "keys", "prod.pub")
+	otherKey := filepath.Join(t.TempDir(), "prod.pub")
+	if err := os.WriteFile(otherKey, signingtest.Signers(t)["prod"].PublicKeyPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if code, out, _ := runCLI(t, env, "verify", "ranker@2.1.0", "--env", "dev", "--key", otherKey); code != exitError || !strings.Contains(out, "FAIL  environment signature") {
 		t.Fatalf("verify with another environment's key: %d %q", code, out)
 	}
@@ -138,7 +143,8 @@ func TestCLIPushPull(t *testing.T) {
 func TestCLIPromoteExitCodes(t *testing.T) {
 	dataDir, url := startServer(t)
 	key := func(env, role string) map[string]string {
-		_, out, _ := runCLI(t, nil, "keys", "create", "--data-dir", dataDir, "--env", env, "--role", role, "--name", env+"-"+role)
+		_, out, _ := runCLI(t, nil, "keys", "create", "--data-dir", dataDir, "--env", env, "--role", role, "--name", env+"-"+role,
+			"--owner", env+"-"+role+"@example.test")
 		return map[string]string{"STAGEGATE_URL": url, "STAGEGATE_TOKEN": strings.TrimSpace(out)}
 	}
 	pub, promoter := key("dev", "publisher"), key("staging", "promoter")
@@ -172,5 +178,63 @@ func TestCLIPromoteExitCodes(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, promoter, "promote", "missing@1.0.0", "--to", "staging"); code != exitError {
 		t.Fatalf("promoting a missing version: exit %d, want %d", code, exitError)
+	}
+}
+
+// TestCLIKeysOwner: approver, promoter and admin keys name their owner, and
+// keys list shows who owns and who minted each key.
+func TestCLIKeysOwner(t *testing.T) {
+	dataDir, _ := startServer(t)
+	create := func(args ...string) (int, string, string) {
+		return runCLI(t, nil, append([]string{"keys", "create", "--data-dir", dataDir, "--env", "prod"}, args...)...)
+	}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // in stderr when refused
+	}{
+		{"approver without owner", []string{"--role", "approver", "--name", "bob"}, exitUsage, "--owner is required"},
+		{"admin without owner", []string{"--role", "admin", "--name", "root"}, exitUsage, "--owner is required"},
+		{"owner with a space", []string{"--role", "approver", "--name", "bob", "--owner", "bob smith"}, exitError, "invalid_request"},
+		{"owner posing as the host", []string{"--role", "approver", "--name", "bob", "--owner", "cli:keys-create"}, exitError, "reserved"},
+		{"approver with owner", []string{"--role", "approver", "--name", "bob", "--owner", "bob@example.test"}, exitOK, ""},
+		{"admin minted by a named operator", []string{"--role", "admin", "--name", "root", "--owner", "alice@example.test", "--created-by", "ops@example.test"}, exitOK, ""},
+		{"publisher without owner", []string{"--role", "publisher", "--name", "ci"}, exitOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := create(tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d (%s), want %d with %q", code, errOut, tt.code, tt.want)
+			}
+		})
+	}
+	code, out, errOut := runCLI(t, nil, "keys", "list", "--data-dir", dataDir, "--env", "prod", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("keys list: %d %s", code, errOut)
+	}
+	var listed struct {
+		Keys []struct{ Name, Owner, CreatedByOwner string }
+	}
+	if err := json.Unmarshal([]byte(out), &listed); err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string][2]string{}
+	for _, k := range listed.Keys {
+		owners[k.Name] = [2]string{k.Owner, k.CreatedByOwner}
+	}
+	want := map[string][2]string{
+		"bob":  {"bob@example.test", "cli:keys-create"},
+		"root": {"alice@example.test", "ops@example.test"},
+		"ci":   {"", "cli:keys-create"},
+	}
+	for name, w := range want {
+		if owners[name] != w {
+			t.Errorf("key %s: owner, minter %q, want %q", name, owners[name], w)
+		}
+	}
+	if _, out, _ := runCLI(t, nil, "keys", "list", "--data-dir", dataDir, "--env", "prod"); !strings.Contains(out, "OWNER") || !strings.Contains(out, "bob@example.test") {
+		t.Errorf("keys list table does not show owners:\n%s", out)
 	}
 }

@@ -82,7 +82,7 @@ func (c *cli) keysCommand() *cobra.Command {
 			"can be bootstrapped. Admins elsewhere manage keys over the API (POST/GET/DELETE /v1/environments/{env}/keys).",
 	}
 	var f serverFlags
-	var env, role, name string
+	var env, role, name, owner, createdBy string
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a key; prints the token alone on stdout (shown once)",
@@ -93,7 +93,11 @@ func (c *cli) keysCommand() *cobra.Command {
 				if err != nil {
 					return usageError{err}
 				}
-				token, k, err := auth.CreateKey(ctx, admin, env, name, r, audit.Actor{Name: "cli:keys-create"}, time.Now())
+				if r.RequiresOwner() && owner == "" {
+					return usageError{fmt.Errorf("--owner is required for %s keys: approvals are counted per owner, never per key", r)}
+				}
+				spec := auth.KeySpec{Name: name, Role: r, Owner: owner, CreatedByOwner: createdBy}
+				token, k, err := auth.CreateKey(ctx, admin, env, spec, audit.Actor{Name: "cli:keys-create"}, time.Now())
 				if err != nil {
 					return err
 				}
@@ -107,6 +111,11 @@ func (c *cli) keysCommand() *cobra.Command {
 	}
 	create.Flags().StringVar(&role, "role", "", "reader, publisher, promoter, approver or admin")
 	create.Flags().StringVar(&name, "name", "", "a name for the key (shown in audit events)")
+	create.Flags().StringVar(&owner, "owner", "", "the person accountable for the key, e.g. an email; required for approver, promoter and admin keys (approvals are counted per owner)")
+	// Whoever runs this has the database anyway; the default names the
+	// channel, and an operator who will also approve or promote should give
+	// their identity so the approvals check can discount keys they minted.
+	create.Flags().StringVar(&createdBy, "created-by", auth.HostIdentity, "the identity minting the key, recorded as its createdByOwner")
 	_ = create.MarkFlagRequired("role")
 	_ = create.MarkFlagRequired("name")
 
@@ -123,13 +132,14 @@ func (c *cli) keysCommand() *cobra.Command {
 				if c.json() {
 					return c.printJSON(map[string]any{"keys": keys})
 				}
-				tw := newTable(c.stdout, "ID", "NAME", "ROLE", "CREATED", "REVOKED")
+				tw := newTable(c.stdout, "ID", "NAME", "ROLE", "OWNER", "CREATED", "CREATED BY", "REVOKED")
 				for _, k := range keys {
 					revoked := "-"
 					if k.RevokedAt != nil {
 						revoked = k.RevokedAt.Format(time.RFC3339)
 					}
-					tw.row(k.ID, k.Name, string(k.Role), k.CreatedAt.Format(time.RFC3339), revoked)
+					tw.row(k.ID, k.Name, string(k.Role), orDash(k.Owner), k.CreatedAt.Format(time.RFC3339),
+						orDash(k.CreatedByOwner), revoked)
 				}
 				return tw.flush()
 			})
@@ -175,4 +185,13 @@ func (c *cli) withStore(ctx context.Context, f *serverFlags, env string, fn func
 		return usageError{fmt.Errorf("unknown environment %q (configured: %s)", env, strings.Join(cfg.EnvironmentNames(), ", "))}
 	}
 	return fn(ctx, handle)
+}
+
+// orDash shows an empty cell as "-", so columns stay aligned and a legacy
+// key's missing owner reads as missing.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

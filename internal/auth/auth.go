@@ -112,7 +112,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 	case err != nil:
 		return Principal{}, err
 	}
-	return Principal{Environment: key.Environment, Role: key.Role, Actor: key.Name, CredentialID: key.ID}, nil
+	return Principal{Environment: key.Environment, Role: key.Role, Actor: key.Name, CredentialID: key.ID,
+		Owner: key.Owner, CreatedByOwner: key.CreatedByOwner}, nil
 }
 
 // Authorize checks that p may exercise perm in env. The environment check

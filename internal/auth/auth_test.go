@@ -32,12 +32,12 @@ func TestAuthenticate(t *testing.T) {
 	revokedToken, revokedHash, _ := NewToken()
 	now := time.Now()
 	keys := fakeKeys{
-		hash:        {ID: "k1", Name: "ci", Environment: "dev", Role: RolePublisher},
+		hash:        {ID: "k1", Name: "ci", Environment: "dev", Role: RolePublisher, Owner: "ci@example.com", CreatedByOwner: "alice@example.com"},
 		revokedHash: {ID: "k2", Name: "old", Environment: "dev", Role: RoleAdmin, RevokedAt: &now},
 	}
 	a := NewAuthenticator(keys)
 	p, err := a.Authenticate(context.Background(), "Bearer "+token)
-	if err != nil || p != (Principal{Environment: "dev", Role: RolePublisher, Actor: "ci", CredentialID: "k1"}) {
+	if err != nil || p != (Principal{Environment: "dev", Role: RolePublisher, Actor: "ci", CredentialID: "k1", Owner: "ci@example.com", CreatedByOwner: "alice@example.com"}) {
 		t.Fatalf("Authenticate = %+v, %v", p, err)
 	}
 	// Schemes are case-insensitive; the token is not.

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -27,6 +28,7 @@ type Config struct {
 	Storage      Storage       `yaml:"storage"`
 	Database     Database      `yaml:"database"`
 	Limits       Limits        `yaml:"limits"`
+	Server       Server        `yaml:"server"`
 }
 
 // Environment configures one environment.
@@ -104,6 +106,26 @@ type Limits struct {
 	MaxFiles    int  `yaml:"max_files"`
 }
 
+// Server bounds how long a client may hold a connection without making
+// progress. There is deliberately no limit on a whole request or response:
+// model files of many GiB take as long as they take, so only stalls and
+// slowness are cut.
+type Server struct {
+	// IdleTimeout closes a keep-alive connection with no request in flight.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ReadHeaderTimeout bounds reading one request's headers.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// WriteTimeout is how long one write of a response may wait for the
+	// client to accept bytes; it is renewed on every write.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// MinUploadRate is the slowest request body accepted, in bytes per
+	// second averaged over UploadRateWindow; 0 disables the rule.
+	MinUploadRate Size `yaml:"min_upload_rate"`
+	// UploadRateWindow is the span MinUploadRate is averaged over, and the
+	// longest a body may send nothing at all.
+	UploadRateWindow time.Duration `yaml:"upload_rate_window"`
+}
+
 // Size is a byte count that YAML and environment variables may write as
 // "10GiB", "512MiB", "100MB" or a plain number.
 type Size int64
@@ -148,6 +170,13 @@ func Default() Config {
 		Storage:      Storage{Driver: "filesystem", MinIO: MinIO{BucketPrefix: "stagegate-"}},
 		Database:     Database{Driver: "sqlite"},
 		Limits:       Limits{MaxFileSize: 50 << 30, MaxFiles: 10000},
+		Server: Server{
+			IdleTimeout:       120 * time.Second,
+			ReadHeaderTimeout: 30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			MinUploadRate:     64 << 10,
+			UploadRateWindow:  30 * time.Second,
+		},
 	}
 }
 
@@ -242,6 +271,33 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 		c.Limits.MaxFiles = n
 	}
+	if v := getenv("STAGEGATE_MIN_UPLOAD_RATE"); v != "" {
+		s, err := ParseSize(v)
+		if err != nil {
+			return fmt.Errorf("STAGEGATE_MIN_UPLOAD_RATE: %w", err)
+		}
+		c.Server.MinUploadRate = s
+	}
+	// A slice, not a map, so that of several bad values the same one is
+	// always reported.
+	durations := []struct {
+		name string
+		p    *time.Duration
+	}{
+		{"STAGEGATE_IDLE_TIMEOUT", &c.Server.IdleTimeout},
+		{"STAGEGATE_READ_HEADER_TIMEOUT", &c.Server.ReadHeaderTimeout},
+		{"STAGEGATE_WRITE_TIMEOUT", &c.Server.WriteTimeout},
+		{"STAGEGATE_UPLOAD_RATE_WINDOW", &c.Server.UploadRateWindow},
+	}
+	for _, d := range durations {
+		if v := getenv(d.name); v != "" {
+			dur, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", d.name, err)
+			}
+			*d.p = dur
+		}
+	}
 	return nil
 }
 
@@ -303,6 +359,24 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxFiles <= 0 {
 		errs = append(errs, errors.New("limits.max_files must be positive"))
+	}
+	// Zero would mean "no limit" to net/http, which is exactly the hold-open
+	// these settings exist to prevent; turning them off is not offered.
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.read_header_timeout", c.Server.ReadHeaderTimeout},
+		{"server.write_timeout", c.Server.WriteTimeout},
+		{"server.upload_rate_window", c.Server.UploadRateWindow},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s, not %s", d.key, d.v))
+		}
+	}
+	if c.Server.MinUploadRate < 0 {
+		errs = append(errs, errors.New("server.min_upload_rate must not be negative (0 disables the minimum)"))
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseAndOverride(t *testing.T) {
@@ -43,6 +44,15 @@ func TestInvalidConfigRefused(t *testing.T) {
 		{"duplicate env", "environments: [{name: a}, {name: a}]\n", "listed twice"},
 		{"bad env name", "environments: [{name: Prod}]\n", "environment name"},
 		{"postgres without dsn", "database: {driver: postgres}\n", "database.dsn"},
+		{"zero idle timeout", "server: {idle_timeout: 0s}\n", "server.idle_timeout must be a positive duration"},
+		{"negative write timeout", "server: {write_timeout: -1s}\n", "server.write_timeout must be a positive duration"},
+		{"zero header timeout", "server: {read_header_timeout: 0s}\n", "server.read_header_timeout"},
+		{"zero rate window", "server: {upload_rate_window: 0s}\n", "server.upload_rate_window"},
+		// A bare number would otherwise be nanoseconds: refused, not guessed.
+		{"duration without unit", "server: {idle_timeout: 120}\n", "time.Duration"},
+		{"bad duration", "server: {idle_timeout: soon}\n", "time.Duration"},
+		{"bad rate", "server: {min_upload_rate: fast}\n", "invalid size"},
+		{"unknown server key", "server: {read_timeout: 1s}\n", "field read_timeout not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,5 +78,86 @@ func TestParseSize(t *testing.T) {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) accepted", in)
 		}
+	}
+}
+
+func TestServerSettings(t *testing.T) {
+	defaults := Default().Server
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		want Server
+	}{
+		{
+			name: "defaults",
+			want: Server{IdleTimeout: 120 * time.Second, ReadHeaderTimeout: 30 * time.Second,
+				WriteTimeout: 60 * time.Second, MinUploadRate: 64 << 10, UploadRateWindow: 30 * time.Second},
+		},
+		{
+			name: "yaml",
+			yaml: "server: {idle_timeout: 5m, read_header_timeout: 10s, write_timeout: 2m, min_upload_rate: 1MiB, upload_rate_window: 1m}\n",
+			want: Server{IdleTimeout: 5 * time.Minute, ReadHeaderTimeout: 10 * time.Second,
+				WriteTimeout: 2 * time.Minute, MinUploadRate: 1 << 20, UploadRateWindow: time.Minute},
+		},
+		{
+			name: "environment over yaml",
+			yaml: "server: {idle_timeout: 5m, min_upload_rate: 1MiB}\n",
+			env: map[string]string{"STAGEGATE_IDLE_TIMEOUT": "90s", "STAGEGATE_READ_HEADER_TIMEOUT": "5s",
+				"STAGEGATE_WRITE_TIMEOUT": "45s", "STAGEGATE_MIN_UPLOAD_RATE": "128KiB", "STAGEGATE_UPLOAD_RATE_WINDOW": "10s"},
+			want: Server{IdleTimeout: 90 * time.Second, ReadHeaderTimeout: 5 * time.Second,
+				WriteTimeout: 45 * time.Second, MinUploadRate: 128 << 10, UploadRateWindow: 10 * time.Second},
+		},
+		{
+			name: "rate zero disables the minimum and is valid",
+			env:  map[string]string{"STAGEGATE_MIN_UPLOAD_RATE": "0"},
+			want: Server{IdleTimeout: defaults.IdleTimeout, ReadHeaderTimeout: defaults.ReadHeaderTimeout,
+				WriteTimeout: defaults.WriteTimeout, MinUploadRate: 0, UploadRateWindow: defaults.UploadRateWindow},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse(strings.NewReader(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.ApplyEnv(func(k string) string { return tt.env[k] }); err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Server != tt.want {
+				t.Fatalf("server settings = %+v, want %+v", cfg.Server, tt.want)
+			}
+		})
+	}
+}
+
+func TestInvalidServerEnvRefused(t *testing.T) {
+	tests := []struct{ name, value, want string }{
+		{"STAGEGATE_IDLE_TIMEOUT", "2", "STAGEGATE_IDLE_TIMEOUT: time: missing unit"},
+		{"STAGEGATE_IDLE_TIMEOUT", "-5s", "server.idle_timeout must be a positive duration"},
+		{"STAGEGATE_READ_HEADER_TIMEOUT", "later", "STAGEGATE_READ_HEADER_TIMEOUT: time: invalid duration"},
+		{"STAGEGATE_WRITE_TIMEOUT", "0s", "server.write_timeout must be a positive duration"},
+		{"STAGEGATE_UPLOAD_RATE_WINDOW", "x", "STAGEGATE_UPLOAD_RATE_WINDOW"},
+		{"STAGEGATE_MIN_UPLOAD_RATE", "fast", "STAGEGATE_MIN_UPLOAD_RATE: invalid size"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			cfg := Default()
+			err := cfg.ApplyEnv(func(k string) string {
+				if k == tt.name {
+					return tt.value
+				}
+				return ""
+			})
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to mention %q", err, tt.want)
+			}
+		})
 	}
 }

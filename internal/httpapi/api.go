@@ -23,6 +23,7 @@ import (
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/promotion"
 	"github.com/stagegate/stagegate/registry"
+	"github.com/stagegate/stagegate/schemas"
 )
 
 // UnboundAudit records refusals that no configured environment can own:
@@ -85,6 +86,8 @@ func (a *API) Handler() http.Handler {
 	// Public keys are public: consumers verify offline with them, and
 	// knowing prod's public key grants nothing.
 	v1.GET("/environments/:env/public-key", a.publicKeys())
+	// So is the API description: clients generate code from it before they hold a key.
+	v1.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", schemas.OpenAPI()) })
 	v1.GET("/whoami", a.handle("", "", a.whoami))
 	v1.GET("/environments", a.handle("", "", a.listEnvironments))
 	v1.GET("/audit", a.handle(auth.PermRead, "", a.queryAudit))
@@ -161,7 +164,8 @@ func (a *API) handle(perm auth.Permission, action string, h handlerFunc) gin.Han
 			return
 		}
 		req.principal = p
-		req.actor = audit.Actor{Name: p.Actor, CredentialID: p.CredentialID, RequestID: reqID}
+		req.actor = audit.Actor{Name: p.Actor, CredentialID: p.CredentialID, RequestID: reqID,
+			Owner: p.Owner, KeyCreatedBy: p.CreatedByOwner}
 		if req.auditIn == nil && urlEnv == "" {
 			req.auditIn = req.env
 		}

@@ -274,7 +274,10 @@ func (a *API) createKey(c *gin.Context, req *request) error {
 	if err != nil {
 		return err
 	}
-	token, key, err := auth.CreateKey(c.Request.Context(), a.Keys(req.env), req.env.Name(), body.Name, role, req.actor, a.Now())
+	// The caller's own owner is recorded as the minter: the owner it writes
+	// on the new key is its say-so, which the approvals check must know.
+	spec := auth.KeySpec{Name: body.Name, Role: role, Owner: body.Owner, CreatedByOwner: req.principal.Owner}
+	token, key, err := auth.CreateKey(c.Request.Context(), a.Keys(req.env), req.env.Name(), spec, req.actor, a.Now())
 	if err != nil {
 		return err
 	}
@@ -297,8 +300,8 @@ func (a *API) listKeys(c *gin.Context, req *request) error {
 }
 
 func wireKey(k auth.Key) api.Key {
-	return api.Key{ID: k.ID, Name: k.Name, Environment: k.Environment, Role: string(k.Role),
-		CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy, RevokedAt: k.RevokedAt}
+	return api.Key{ID: k.ID, Name: k.Name, Environment: k.Environment, Role: string(k.Role), Owner: k.Owner,
+		CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy, CreatedByOwner: k.CreatedByOwner, RevokedAt: k.RevokedAt}
 }
 
 func (a *API) revokeKey(c *gin.Context, req *request) error {

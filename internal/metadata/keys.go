@@ -11,8 +11,8 @@ import (
 	"github.com/stagegate/stagegate/registry"
 )
 
-const selectKey = `SELECT id, name, environment, role, token_hash, created_at, created_by, revoked_at
-	FROM api_keys`
+const selectKey = `SELECT id, name, environment, role, owner, token_hash, created_at, created_by,
+	created_by_owner, revoked_at FROM api_keys`
 
 // CreateKey stores k and appends ev (in e's environment) in one
 // transaction. k.Environment must be e's environment (an Internal error
@@ -33,10 +33,10 @@ func (e *Env) CreateKey(ctx context.Context, k auth.Key, ev audit.Event) error {
 	ev.Environment = e.env
 	return e.s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO api_keys
-			(id, name, environment, role, token_hash, created_at, created_by, revoked_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-			k.ID, k.Name, k.Environment, string(k.Role), k.TokenHash, formatTime(k.CreatedAt),
-			k.CreatedBy, revoked)
+			(id, name, environment, role, owner, token_hash, created_at, created_by, created_by_owner, revoked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
+			k.ID, k.Name, k.Environment, string(k.Role), k.Owner, k.TokenHash, formatTime(k.CreatedAt),
+			k.CreatedBy, k.CreatedByOwner, revoked)
 		if err != nil {
 			return dbError("create key", err)
 		}
@@ -104,8 +104,8 @@ func scanKey(sc scanner) (auth.Key, error) {
 		role, created string
 		revoked       sql.NullString
 	)
-	if err := sc.Scan(&k.ID, &k.Name, &k.Environment, &role, &k.TokenHash, &created,
-		&k.CreatedBy, &revoked); err != nil {
+	if err := sc.Scan(&k.ID, &k.Name, &k.Environment, &role, &k.Owner, &k.TokenHash, &created,
+		&k.CreatedBy, &k.CreatedByOwner, &revoked); err != nil {
 		return auth.Key{}, err
 	}
 	k.Role = auth.Role(role)

@@ -28,8 +28,11 @@ type envKeys struct {
 // loadKeys loads (for the embedded default: creates) an environment's keys.
 // Every problem stops start-up with a message naming the environment, the
 // file and the variable to set, so a bad password never surfaces mid-request.
-func loadKeys(cfg config.Config, e config.Environment, logger *slog.Logger) (*envKeys, error) {
+func loadKeys(cfg config.Config, e config.Environment, logger *slog.Logger, loaded *signing.Signer) (*envKeys, error) {
 	sg := e.Signing
+	if loaded != nil {
+		return withVerification(e, loaded)
+	}
 	passwordVar := sg.PasswordEnv
 	if passwordVar == "" {
 		passwordVar = config.DefaultPasswordEnv
@@ -60,6 +63,14 @@ func loadKeys(cfg config.Config, e config.Environment, logger *slog.Logger) (*en
 	if err != nil {
 		return nil, keyLoadError(e.Name, keyPath, passwordVar, err)
 	}
+	return withVerification(e, signer)
+}
+
+// withVerification completes an environment's keys around its signer: the
+// verification keyring (the signer and the keys it rotated from) and the
+// trusted CI keys.
+func withVerification(e config.Environment, signer *signing.Signer) (*envKeys, error) {
+	sg := e.Signing
 	pems := [][]byte{signer.PublicKeyPEM()}
 	for _, p := range sg.VerificationKeys {
 		pem, err := os.ReadFile(p)

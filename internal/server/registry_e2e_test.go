@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagegate/stagegate/api"
 	"github.com/stagegate/stagegate/client"
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/internal/config"
@@ -311,7 +312,7 @@ func TestRolesAndKeyLifecycle(t *testing.T) {
 	forEachStack(t, func(t *testing.T, s *stack) {
 		ctx := context.Background()
 		admin := s.client(s.key("dev", auth.RoleAdmin))
-		k, token, err := admin.CreateKey(ctx, "dev", "reader-bot", "reader")
+		k, token, err := admin.CreateKey(ctx, "dev", api.CreateKeyRequest{Name: "reader-bot", Role: "reader"})
 		if err != nil || token == "" || k.Environment != "dev" {
 			t.Fatalf("create key over API: %+v %v", k, err)
 		}
@@ -321,7 +322,7 @@ func TestRolesAndKeyLifecycle(t *testing.T) {
 		}
 		_, err = push(t, reader, "dev", "x@1.0.0", "generic", map[string][]byte{"a": []byte("a")})
 		wantAPIError(t, err, http.StatusForbidden, registry.CodeForbidden.Name)
-		_, _, err = reader.CreateKey(ctx, "dev", "sneaky", "admin")
+		_, _, err = reader.CreateKey(ctx, "dev", api.CreateKeyRequest{Name: "sneaky", Role: "admin", Owner: "mallory@example.test"})
 		wantAPIError(t, err, http.StatusForbidden, registry.CodeForbidden.Name)
 
 		keys, err := admin.ListKeys(ctx, "dev")

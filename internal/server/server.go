@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/stagegate/stagegate/internal/config"
 	"github.com/stagegate/stagegate/internal/httpapi"
 	"github.com/stagegate/stagegate/internal/metadata"
+	"github.com/stagegate/stagegate/internal/signing"
 	"github.com/stagegate/stagegate/promotion"
 	"github.com/stagegate/stagegate/registry"
 )
@@ -40,11 +40,20 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	now func() time.Time
+	now     func() time.Time
+	signers map[string]*signing.Signer
 }
 
 // WithClock replaces the clock (tests of soak times and approval expiry).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithSigners supplies already loaded signing keys by environment name
+// instead of the configured key files. Loading a cosign key runs scrypt,
+// which dominates the start-up of short-lived servers in tests; the keys
+// are the same kind of value either way.
+func WithSigners(signers map[string]*signing.Signer) Option {
+	return func(o *options) { o.signers = signers }
+}
 
 // New validates cfg, opens storage and metadata (creating buckets, directories
 // and schema when missing), loads keys and gate policies, builds every
@@ -65,7 +74,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, meta: meta}
-	envs, keyAdmins, err := s.buildEnvironments(ctx, cfg, logger)
+	envs, keyAdmins, err := s.buildEnvironments(ctx, cfg, logger, o.signers)
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -88,11 +97,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 // buildEnvironments wires each configured environment once: its bucket,
 // metadata handle, keys and policy. This is the one place environment names
 // are resolved into storage, metadata and keys.
-func (s *Server) buildEnvironments(ctx context.Context, cfg config.Config, logger *slog.Logger) (*environment.List, []auth.KeyAdmin, error) {
+func (s *Server) buildEnvironments(ctx context.Context, cfg config.Config, logger *slog.Logger, signers map[string]*signing.Signer) (*environment.List, []auth.KeyAdmin, error) {
 	specs := make([]environment.Spec, 0, len(cfg.Environments))
 	keyAdmins := make([]auth.KeyAdmin, 0, len(cfg.Environments))
 	for i, e := range cfg.Environments {
-		keys, err := loadKeys(cfg, e, logger)
+		keys, err := loadKeys(cfg, e, logger, signers[e.Name])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -175,32 +184,6 @@ func (s *Server) Ready(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// Serve listens on cfg.Addr until ctx is cancelled, then shuts down
-// gracefully. ready, when not nil, receives the bound address.
-func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	if ready != nil {
-		ready(ln.Addr().String())
-	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	return nil
 }
 
 // Close releases the metadata store.

@@ -21,6 +21,7 @@ import (
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/internal/config"
 	"github.com/stagegate/stagegate/internal/server"
+	"github.com/stagegate/stagegate/internal/signing/signingtest"
 )
 
 // stack is a running stagegate over one storage/database combination.
@@ -78,6 +79,7 @@ func newStack(t testing.TB, kind string, tweak func(*config.Config), opts ...ser
 		tweak(&cfg)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts = append([]server.Option{server.WithSigners(signingtest.Signers(t))}, opts...)
 	srv, err := server.New(context.Background(), cfg, logger, opts...)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -119,8 +121,9 @@ func (s *stack) key(env string, role auth.Role) string {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	token, _, err := auth.CreateKey(context.Background(), handle, env,
-		strings.ReplaceAll(env+"-"+string(role), "/", "-"), role, audit.Actor{Name: "test"}, time.Now())
+	name := strings.ReplaceAll(env+"-"+string(role), "/", "-")
+	token, _, err := auth.CreateKey(context.Background(), handle, env, auth.KeySpec{Name: name, Role: role,
+		Owner: name + "@example.test", CreatedByOwner: auth.HostIdentity}, audit.Actor{Name: "test"}, time.Now())
 	if err != nil {
 		s.t.Fatalf("create key: %v", err)
 	}

@@ -154,7 +154,8 @@ func testApprovals(t *testing.T, s *metadata.Store) {
 	base := t0.UTC().Truncate(time.Microsecond)
 	approval := func(actor string, seed int, at time.Duration) registry.Approval {
 		return registry.Approval{Environment: "prod", Name: "a", Version: "1.0.0", ManifestDigest: digest(seed),
-			Actor: actor, CredentialID: "k-" + actor, Role: "approver", Comment: "lgtm", CreatedAt: base.Add(at)}
+			Actor: actor, CredentialID: "k-" + actor, Identity: actor + "@example.com", KeyCreatedBy: "admin@example.com",
+			Role: "approver", Comment: "lgtm", CreatedAt: base.Add(at)}
 	}
 	// The version need not be in prod: approvals come before the promotion.
 	want := []registry.Approval{
@@ -164,6 +165,7 @@ func testApprovals(t *testing.T, s *metadata.Store) {
 		approval("carol", 2, 2*time.Hour),
 	}
 	want[3].Comment = ""
+	want[3].KeyCreatedBy = "" // a key minted before owners existed
 	for _, a := range want {
 		in := a
 		in.CreatedAt = t0.Add(a.CreatedAt.Sub(base)) // not normalised
@@ -196,6 +198,11 @@ func testApprovals(t *testing.T, s *metadata.Store) {
 
 	_, err = prod.AddApproval(ctx, staging, event("artifact.approve", "a@1.0.0"))
 	wantErr(t, "AddApproval of a staging approval through prod", err, registry.Internal, registry.CodeInternal.Name)
+	// An approval nobody can be held to would never count: refused.
+	anonymous := approval("frank", 1, 0)
+	anonymous.Identity = ""
+	_, err = prod.AddApproval(ctx, anonymous, event("artifact.approve", "a@1.0.0"))
+	wantErr(t, "AddApproval without an identity", err, registry.Internal, registry.CodeInternal.Name)
 	if n := auditCount(t, prod); n != len(want)+1 {
 		t.Errorf("%d prod audit events, want %d", n, len(want)+1)
 	}
@@ -554,7 +561,7 @@ func testReleaseIsolation(t *testing.T, s *metadata.Store) {
 		t.Fatal(err)
 	}
 	approval := registry.Approval{Environment: "staging", Name: "a", Version: "1.0.0", ManifestDigest: digest(1),
-		Actor: "alice", CreatedAt: t0}
+		Actor: "alice", Identity: "alice@example.com", CreatedAt: t0}
 	if _, err := staging.AddApproval(ctx, approval, event("artifact.approve", "a@1.0.0")); err != nil {
 		t.Fatal(err)
 	}

@@ -879,7 +879,8 @@ func testKeyLifecycle(t *testing.T, s *metadata.Store) {
 
 	base := t0.UTC().Truncate(time.Microsecond)
 	keys := []auth.Key{
-		{ID: "k2", Name: "deployer", Environment: "dev", Role: auth.RolePromoter, TokenHash: "h2", CreatedAt: t0.Add(time.Minute), CreatedBy: "admin"},
+		{ID: "k2", Name: "deployer", Environment: "dev", Role: auth.RolePromoter, Owner: "dana@example.com", TokenHash: "h2",
+			CreatedAt: t0.Add(time.Minute), CreatedBy: "admin", CreatedByOwner: "alice@example.com"},
 		{ID: "k1", Name: "ci", Environment: "dev", Role: auth.RolePublisher, TokenHash: "h1", CreatedAt: t0, CreatedBy: "admin"},
 	}
 	for _, k := range keys {
