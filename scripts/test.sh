@@ -6,7 +6,9 @@
 #     per run, dropped afterwards), otherwise a temporary cluster started here
 #     (installed from Debian packages when missing);
 #   - the cosign CLI (go install, cached) as the peer for signatures.
-# Then gofmt, go vet and go test -race over every package. Stops what it started.
+# Then gofmt, go vet and go test -race over every package, and with
+# STAGEGATE_FUZZ=1 (or CI=true) every fuzz target (scripts/fuzz.sh). Stops what
+# it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,3 +95,9 @@ log "go vet ./..."
 go vet ./...
 log "go test -race ./..."
 go test -race -count=1 -timeout 25m ./... "$@"
+if [[ "${STAGEGATE_FUZZ:-}" == 1 || "${CI:-}" == true ]]; then
+  # Fuzz output goes to stderr so that stdout still ends with go test's
+  # own closing lines, which CI reads.
+  log "fuzzing"
+  scripts/fuzz.sh >&2
+fi
