@@ -61,7 +61,7 @@ func (c *cli) promoteCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "target environment")
-	cmd.Flags().StringVar(&from, "from", "", "source environment (default: the one before the target)")
+	cmd.Flags().StringVar(&from, "from", "", "source environment; optional, and if given must be the one before the target (the server refuses any other)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the release and audit trail)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run the gates and change nothing")
 	_ = cmd.MarkFlagRequired("to")

@@ -73,6 +73,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if err != nil {
 		return nil, err
 	}
+	warnOpenDataDir(cfg, logger)
 	s := &Server{cfg: cfg, logger: logger, meta: meta}
 	envs, keyAdmins, err := s.buildEnvironments(ctx, cfg, logger, o.signers)
 	if err != nil {
