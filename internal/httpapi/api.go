@@ -70,7 +70,9 @@ func (a *API) Handler() http.Handler {
 		gin.SetMode(gin.ReleaseMode)
 	}
 	r := gin.New()
-	r.Use(a.requestContext, gin.CustomRecovery(a.recovered))
+	// recovered logs panics through slog; gin's own unstructured print of
+	// them (and of deliberate aborts) would interleave with the JSON logs.
+	r.Use(a.requestContext, gin.CustomRecoveryWithWriter(io.Discard, a.recovered))
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
 		a.writeError(c, registry.CodeNotFound.Errorf("no such route"))
