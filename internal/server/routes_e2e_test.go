@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -151,19 +150,10 @@ type routeAnswer struct {
 // JSON error envelope.
 func sendProbe(t *testing.T, method, url, token, body string) routeAnswer {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, data, err := rawRequest(t, method, url, token, []byte(body))
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	ans := routeAnswer{status: resp.StatusCode}
 	if method == http.MethodHead || resp.StatusCode < 400 {
 		return ans
@@ -429,19 +419,10 @@ func checkServed(t *testing.T, s *stack, method, path, concrete, admin string, o
 	if op.Security != nil && len(*op.Security) == 0 {
 		token = ""
 	}
-	req, err := http.NewRequest(method, s.url+concrete, nil)
+	resp, data, err := rawRequest(t, method, s.url+concrete, token, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	var eb api.ErrorBody
 	_ = json.Unmarshal(data, &eb)
 	notServed := resp.StatusCode == http.StatusMethodNotAllowed ||
