@@ -3,7 +3,6 @@ package api
 import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/stagegate/stagegate/audit"
 	"github.com/stagegate/stagegate/registry"
 )
 
@@ -43,13 +42,6 @@ type VersionList struct {
 	Environment string                   `json:"environment"`
 	Name        string                   `json:"name"`
 	Versions    []registry.VersionRecord `json:"versions"`
-}
-
-// AuditEventList answers GET /v1/audit and /v1/environments/{env}/audit,
-// newest first.
-type AuditEventList struct {
-	Environment string        `json:"environment"`
-	Events      []audit.Event `json:"events"`
 }
 
 // EnvironmentList answers GET /v1/environments, in promotion order.

@@ -98,9 +98,11 @@ type EvidenceList struct {
 	Evidence []registry.Evidence `json:"evidence"`
 }
 
-// ReleaseList answers GET …/artifacts/{name}/-/releases, newest first.
+// ReleaseList answers GET …/artifacts/{name}/-/releases?limit=&before=,
+// newest first. NextBefore, when set, is the before= of the next page.
 type ReleaseList struct {
 	Environment string             `json:"environment"`
 	Name        string             `json:"name"`
 	Releases    []registry.Release `json:"releases"`
+	NextBefore  int64              `json:"nextBefore,omitempty"`
 }

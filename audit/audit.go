@@ -1,5 +1,8 @@
 // Package audit defines the audit trail: an append-only record of every
-// mutation and every refusal, queryable per environment.
+// mutation and every refusal, queryable per environment. Each
+// environment's events form a hash chain (chain.go) whose head the
+// environment's key signs as a checkpoint (checkpoint.go), so that edits,
+// deletions and reorderings made behind the service's back are found.
 package audit
 
 import "time"
@@ -16,17 +19,27 @@ const (
 
 // Event is one audit record. Events are never updated or deleted.
 type Event struct {
-	ID           int64             `json:"id"`
-	Time         time.Time         `json:"time"`
-	Environment  string            `json:"environment"`            // "" only for refusals before any environment was known
-	Actor        string            `json:"actor"`                  // key name, or "anonymous"
-	CredentialID string            `json:"credentialId,omitempty"` // key id
-	Action       string            `json:"action"`                 // e.g. "artifact.publish", "key.create"
-	Target       string            `json:"target,omitempty"`       // e.g. "fraud-detector@1.2.0"
-	Outcome      Outcome           `json:"outcome"`
-	ErrorCode    string            `json:"errorCode,omitempty"`
-	RequestID    string            `json:"requestId,omitempty"`
-	Details      map[string]string `json:"details,omitempty"`
+	ID           int64     `json:"id"`
+	Time         time.Time `json:"time"`
+	Environment  string    `json:"environment"`            // "" only for refusals before any environment was known
+	Actor        string    `json:"actor"`                  // key name, or "anonymous"
+	CredentialID string    `json:"credentialId,omitempty"` // key id
+	Action       string    `json:"action"`                 // e.g. "artifact.publish", "key.create"
+	Target       string    `json:"target,omitempty"`       // e.g. "fraud-detector@1.2.0"
+	// Name and Version are the artifact a "name@version" target names
+	// (Version canonical), set by the store; "" for other targets.
+	Name      string            `json:"name,omitempty"`
+	Version   string            `json:"version,omitempty"`
+	Outcome   Outcome           `json:"outcome"`
+	ErrorCode string            `json:"errorCode,omitempty"`
+	RequestID string            `json:"requestId,omitempty"`
+	Details   map[string]string `json:"details,omitempty"`
+	// Seq, PrevHash and Hash place the event in its environment's hash
+	// chain (chain.go). The store assigns them; values passed in are
+	// ignored.
+	Seq      int64  `json:"seq,omitempty"`
+	PrevHash string `json:"prevHash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
 }
 
 // Filter selects audit events of one environment. Zero fields do not filter.
@@ -34,6 +47,8 @@ type Event struct {
 type Filter struct {
 	Action    string
 	Target    string // exact target, or a prefix when it ends in '*'
+	Name      string // exact artifact name (Event.Name)
+	Version   string // exact canonical version (Event.Version)
 	Actor     string
 	Outcome   Outcome
 	RequestID string

@@ -6,11 +6,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -33,19 +36,22 @@ type (
 	GateFailure     = api.GateFailure
 )
 
-// Client talks to one stagegate server with one API key.
+// Client talks to one stagegate server with one credential.
 type Client struct {
 	baseURL string
-	token   string
+	tokens  TokenSource
 	http    *http.Client
+	retry   RetryPolicy
 }
 
-// New returns a client for baseURL (e.g. http://127.0.0.1:8080).
+// New returns a client for baseURL (e.g. http://127.0.0.1:8080) that sends
+// token (an API key, or an OIDC ID token) and retries transient failures
+// with DefaultRetry.
 func New(baseURL, token string, hc *http.Client) *Client {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &Client{baseURL: strings.TrimRight(baseURL, "/"), token: token, http: hc}
+	return &Client{baseURL: strings.TrimRight(baseURL, "/"), tokens: staticToken(token), http: hc, retry: DefaultRetry()}
 }
 
 // APIError is an error answered by the server.
@@ -54,6 +60,8 @@ type APIError struct {
 	Code    string
 	Message string
 	Details json.RawMessage
+
+	retryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -77,16 +85,86 @@ func (c *Client) artifactURL(env, name string, rest ...string) string {
 	return u
 }
 
+// do sends one request, retrying transient failures (see RetryPolicy) when
+// the body can be sent again: none, or one that seeks (bytes, files).
 func (c *Client) do(ctx context.Context, method, u string, body io.Reader, size int64, out any) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	policy := c.retry
+	if policy.Attempts < 1 || ctx.Value(noRetryKey{}) != nil {
+		policy.Attempts = 1
+	}
+	var seeker io.Seeker
+	var start int64
+	if body != nil {
+		if s, ok := body.(io.Seeker); ok {
+			if pos, err := s.Seek(0, io.SeekCurrent); err == nil {
+				seeker, start = s, pos
+			}
+		}
+		if seeker == nil {
+			policy.Attempts = 1
+		}
+	}
+	refreshed := false
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 && seeker != nil {
+			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
+				return nil, err
+			}
+		}
+		token, err := c.tokens.Token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var ab *attemptBody
+		if body != nil {
+			ab = &attemptBody{r: body}
+		}
+		resp, err := c.send(ctx, method, u, ab, size, token, out)
+		if ab != nil {
+			// The transport may still be writing this attempt's body from
+			// another goroutine after the answer came (a server that
+			// refuses early does not read it all); cut it off before the
+			// reader is rewound for the next attempt.
+			ab.detach()
+		}
+		var ae *APIError
+		if r, ok := c.tokens.(refresher); ok && !refreshed && errors.As(err, &ae) && ae.Status == http.StatusUnauthorized &&
+			(seeker != nil || body == nil) {
+			// An OIDC token expired between fetching and use: ask once
+			// for a fresh one.
+			r.Invalidate(token)
+			refreshed = true
+			attempt--
+			continue
+		}
+		retry, after := transient(ctx, resp, err)
+		if !retry || attempt >= policy.Attempts {
+			return resp, err
+		}
+		wait := policy.backoff(attempt, after)
+		if policy.OnRetry != nil {
+			policy.OnRetry(RetryEvent{Method: method, URL: u, Attempt: attempt, Wait: wait, Err: err})
+		}
+		if err := policy.wait(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *Client) send(ctx context.Context, method, u string, body *attemptBody, size int64, token string, out any) (*http.Response, error) {
+	var rc io.ReadCloser
+	if body != nil {
+		rc = body
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rc)
 	if err != nil {
 		return nil, err
 	}
 	if size >= 0 && body != nil {
 		req.ContentLength = size
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if body != nil && out != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -108,16 +186,50 @@ func (c *Client) do(ctx context.Context, method, u string, body io.Reader, size 
 	return resp, nil
 }
 
+// attemptBody is the request body of one attempt. The transport closes a
+// body when it is done with it, but the caller's reader must stay open for
+// a retry, so Close only detaches; and a detached body reads nothing more,
+// so a late read of a finished attempt cannot consume bytes of the next.
+type attemptBody struct {
+	mu       sync.Mutex
+	r        io.Reader
+	detached bool
+}
+
+var errDetached = errors.New("client: request body of a finished attempt")
+
+func (b *attemptBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.detached {
+		return 0, errDetached
+	}
+	return b.r.Read(p)
+}
+
+func (b *attemptBody) Close() error {
+	b.detach()
+	return nil
+}
+
+// detach waits for a read in progress, then refuses every later one.
+func (b *attemptBody) detach() {
+	b.mu.Lock()
+	b.detached = true
+	b.mu.Unlock()
+}
+
 func decodeError(resp *http.Response) error {
 	// Keep the details raw so that callers decode them into the type their
 	// error code implies (see api.ErrorDetail).
 	var details json.RawMessage
 	body := api.ErrorBody{Error: api.ErrorDetail{Details: &details}}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	after := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	if err := json.Unmarshal(data, &body); err != nil || body.Error.Code == "" {
-		return &APIError{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: strings.TrimSpace(http.StatusText(resp.StatusCode))}
+		return &APIError{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: strings.TrimSpace(http.StatusText(resp.StatusCode)), retryAfter: after}
 	}
-	return &APIError{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Details: details}
+	return &APIError{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Details: details, retryAfter: after}
 }
 
 func (c *Client) doJSON(ctx context.Context, method, u string, in, out any) error {
@@ -247,7 +359,8 @@ func (c *Client) Audit(ctx context.Context, env string, q url.Values) ([]audit.E
 // CreateKey mints a key in env; the token is returned once.
 func (c *Client) CreateKey(ctx context.Context, env string, req api.CreateKeyRequest) (Key, string, error) {
 	var out api.CreateKeyResponse
-	err := c.doJSON(ctx, http.MethodPost, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys", req, &out)
+	// Not idempotent: a retry after a lost answer would mint a second key.
+	err := c.doJSON(withoutRetry(ctx), http.MethodPost, c.baseURL+"/v1/environments/"+url.PathEscape(env)+"/keys", req, &out)
 	return out.Key, out.Token, err
 }
 

@@ -113,7 +113,14 @@ type PushOptions struct {
 	CISignatures []registry.CISignature
 	// Progress, when set, is told about each file as it is handled.
 	Progress func(f LocalFile, uploaded bool)
+	// Transfer, when set, follows the bytes of each upload (and the
+	// hashing of large files).
+	Transfer Progress
 }
+
+// hashProgressMin is the smallest file whose hashing is shown: below it,
+// hashing takes less time than drawing about it.
+const hashProgressMin = 64 << 20
 
 // Push hashes files, uploads the blobs the server lacks (each streamed once,
 // straight to its content-addressed key), then publishes name@version.
@@ -121,7 +128,7 @@ func (c *Client) Push(ctx context.Context, env, name, version string, files []Lo
 	req := PublishRequest{Kind: opts.Kind, Labels: opts.Labels, SourceCommit: opts.SourceCommit, CISignatures: opts.CISignatures}
 	for i := range files {
 		f := &files[i]
-		dgst, size, err := HashFile(f.Disk)
+		dgst, size, err := hashWithProgress(f.Disk, f.Path, f.Size, opts.Transfer)
 		if err != nil {
 			return PublishResponse{}, err
 		}
@@ -131,7 +138,7 @@ func (c *Client) Push(ctx context.Context, env, name, version string, files []Lo
 			return PublishResponse{}, err
 		}
 		if !exists {
-			if err := c.uploadFile(ctx, env, *f); err != nil {
+			if err := c.uploadFile(ctx, env, *f, opts.Transfer); err != nil {
 				return PublishResponse{}, fmt.Errorf("uploading %s: %w", f.Path, err)
 			}
 		}
@@ -143,26 +150,59 @@ func (c *Client) Push(ctx context.Context, env, name, version string, files []Lo
 	return c.Publish(ctx, env, name, version, req)
 }
 
-func (c *Client) uploadFile(ctx context.Context, env string, f LocalFile) error {
+func (c *Client) uploadFile(ctx context.Context, env string, f LocalFile, p Progress) error {
 	fh, err := os.Open(f.Disk)
 	if err != nil {
 		return err
 	}
 	defer fh.Close()
-	_, err = c.UploadBlob(ctx, env, f.Digest, fh, f.Size)
+	var body io.Reader = fh
+	var task ProgressTask
+	if p != nil {
+		task = p.Start("upload "+f.Path, f.Size)
+		body = &progressReader{r: fh, task: task}
+	}
+	_, err = c.UploadBlob(ctx, env, f.Digest, body, f.Size)
+	if task != nil {
+		task.Done(err)
+	}
 	return err
+}
+
+func hashWithProgress(disk, label string, size int64, p Progress) (v1.Hash, int64, error) {
+	if p == nil || size < hashProgressMin {
+		return HashFile(disk)
+	}
+	f, err := os.Open(disk)
+	if err != nil {
+		return v1.Hash{}, 0, err
+	}
+	defer f.Close()
+	task := p.Start("sha256 "+label, size)
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, &progressReader{r: f, task: task}, make([]byte, 1<<20))
+	task.Done(err)
+	if err != nil {
+		return v1.Hash{}, 0, err
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n, nil
 }
 
 // Pull downloads every file of name@version into dir, verifying each digest
 // and size before it appears under its final name (written to a temporary
 // file, then renamed), so a failed pull never leaves a corrupt file behind.
 func (c *Client) Pull(ctx context.Context, env, name, version, dir string) (registry.VersionRecord, error) {
+	return c.PullWithProgress(ctx, env, name, version, dir, nil)
+}
+
+// PullWithProgress is Pull, showing each file's download on p (nil: none).
+func (c *Client) PullWithProgress(ctx context.Context, env, name, version, dir string, p Progress) (registry.VersionRecord, error) {
 	rec, err := c.GetVersion(ctx, env, name, version)
 	if err != nil {
 		return registry.VersionRecord{}, err
 	}
 	for _, f := range rec.Files {
-		if err := c.pullFile(ctx, env, rec, f, dir); err != nil {
+		if err := c.pullFile(ctx, env, rec, f, dir, p); err != nil {
 			return registry.VersionRecord{}, fmt.Errorf("%s: %w", f.Path, err)
 		}
 	}
@@ -219,7 +259,7 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-func (c *Client) pullFile(ctx context.Context, env string, rec registry.VersionRecord, f registry.File, dir string) error {
+func (c *Client) pullFile(ctx context.Context, env string, rec registry.VersionRecord, f registry.File, dir string, prog Progress) error {
 	// The server validated the path on publish; check again, since it
 	// decides where we write.
 	p, err := registry.ParseFilePath(f.Path)
@@ -241,9 +281,18 @@ func (c *Client) pullFile(ctx context.Context, env string, rec registry.VersionR
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), body, make([]byte, 1<<20))
+	var src io.Reader = body
+	var task ProgressTask
+	if prog != nil {
+		task = prog.Start("download "+f.Path, f.Size)
+		src = &progressReader{r: body, task: task}
+	}
+	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), src, make([]byte, 1<<20))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	if task != nil {
+		task.Done(err)
 	}
 	if err != nil {
 		return err

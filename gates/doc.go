@@ -61,6 +61,15 @@
 //     deny_globals.
 //   - size-limits: per-file and total size. Params: max_file_bytes,
 //     max_total_bytes.
+//   - provenance: every provenance evidence document names an allowed
+//     source. Params: repositories (required), refs, workflows (patterns:
+//     exact text or a glob where '*' stays within one '/'-separated
+//     segment, so refs/heads/* is not refs/heads/a/b), evidence_type
+//     (provenance), max_file_bytes. Fails without provenance, and when any
+//     document names another source, so a second document cannot launder
+//     a first. Provenance is what the publisher attached: with OIDC
+//     trusted publishing, pin the publishing rule to the same repository
+//     so that the document and the credential agree.
 //
 // Process:
 //   - promotion-order: source is the environment right before the target.
@@ -81,6 +90,18 @@
 //     minted-by-promoter, minted-promoter-key, expired, future) and reason.
 //     Owners are compared case-insensitively; stagegate does not verify
 //     them, so whoever may mint keys must be trusted to name owners truly.
+//
+// # Rollbacks
+//
+// A rollback does not run the target's promotion policy: RollbackPolicy
+// builds a short, fixed set in code — digest-integrity over every blob of
+// the version in the environment's bucket, environment-signature (the
+// environment's own signature over the manifest, verified by the service
+// with its current and rotated keys and judged from
+// Subject.EnvironmentSignature; not a name policies may list), and the
+// freeze-windows entries of the environment's policy, advisory when an
+// admin forces the rollback. Its digest covers the set, the environment's
+// policy digest and the force.
 //
 // # Results
 //

@@ -20,11 +20,22 @@ const MaxEvidenceSize = 16 << 20
 var EvidenceTypes = []string{registry.EvidenceJUnit, registry.EvidenceMetrics, registry.EvidenceProvenance}
 
 // Provenance is the provenance evidence document: where the artifact was
-// built from.
+// built from. Repository, ref and commit are required; `stagegate ci`
+// fills the rest inside a CI job.
 type Provenance struct {
-	Repository string `json:"repository"`
-	Ref        string `json:"ref"`
+	Repository string `json:"repository"` // e.g. acme/fraud-model
+	Ref        string `json:"ref"`        // e.g. refs/heads/main
 	Commit     string `json:"commit"`
+	// Builder names the CI system, e.g. github-actions.
+	Builder string `json:"builder,omitempty"`
+	// WorkflowRef is the workflow file and ref that built it, e.g.
+	// acme/fraud-model/.github/workflows/publish.yml@refs/heads/main.
+	WorkflowRef       string `json:"workflowRef,omitempty"`
+	RunID             string `json:"runId,omitempty"`
+	RunAttempt        string `json:"runAttempt,omitempty"`
+	RunnerEnvironment string `json:"runnerEnvironment,omitempty"` // github-hosted or self-hosted
+	EventName         string `json:"eventName,omitempty"`
+	ServerURL         string `json:"serverUrl,omitempty"`
 }
 
 // ValidateEvidence checks an evidence document when it is attached, so a

@@ -100,6 +100,7 @@ func constructors() map[string]constructor {
 		"secret-scan":      {FamilySecurity, newSecretScanCheck},
 		"pickle-scan":      {FamilySecurity, newPickleScanCheck},
 		"size-limits":      {FamilySecurity, newSizeLimitsCheck},
+		"provenance":       {FamilySecurity, newProvenanceCheck},
 		// process
 		"promotion-order": {FamilyProcess, newPromotionOrderCheck},
 		"soak-time":       {FamilyProcess, newSoakTimeCheck},

@@ -133,6 +133,7 @@ func TestCheckNamesAreConstructible(t *testing.T) {
 		"size-limits":       "max_file_bytes: 1",
 		"required-evidence": "types: [junit]",
 		"metric-rules":      "rules: [{name: r, expr: \"true\"}]",
+		"provenance":        "repositories: [acme/model]",
 	}
 	for _, name := range CheckNames() {
 		if name == "metric-rules" && !celAvailable() {

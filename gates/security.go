@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/stagegate/stagegate/registry"
 )
 
 // signature requires the version to be signed by a trusted CI key. The
@@ -105,9 +108,12 @@ func (digestIntegrity) Run(ctx context.Context, s *Subject) Result {
 			return errored(d, "%s: recorded digest %q is not sha256", b.path, b.f.Digest.String())
 		}
 		got, n, err := hashBlob(ctx, b.f.Open)
-		if err != nil {
+		if err != nil && !errors.Is(err, registry.ErrDigestMismatch) {
 			return errored(d, "%s: %v", b.path, err)
 		}
+		// A verifying reader (the blob store's) reports corrupt bytes at
+		// their end, after every byte went through the hash: that is a
+		// mismatch to report, not a check that could not decide.
 		d.Verified++
 		d.Bytes += n
 		if got != b.f.Digest.Hex || n != b.f.Size {
@@ -133,10 +139,11 @@ func hashBlob(ctx context.Context, open Opener) (string, int64, error) {
 	defer rc.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, ctxReader{ctx, rc})
+	sum := hex.EncodeToString(h.Sum(nil)) // of every byte read, also when err is a digest mismatch
 	if err != nil {
-		return "", n, fmt.Errorf("read: %w", err)
+		return sum, n, fmt.Errorf("read: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return sum, n, nil
 }
 
 // ctxReader stops a long read when the context is cancelled.

@@ -50,6 +50,11 @@ type Subject struct {
 	Approvals    []Approval // recorded approvals of this version
 
 	Signature Signature // outcome of verifying the CI signature
+	// EnvironmentSignature is the outcome of verifying the target
+	// environment's own signature over the manifest with its current and
+	// rotated keys; a rollback fills it (a promotion signs after its gates,
+	// so it leaves it unset).
+	EnvironmentSignature Signature
 
 	// Now is the evaluation time. Time-dependent checks (soak, freeze
 	// windows, approval expiry) read it instead of the clock so that a gate

@@ -36,11 +36,14 @@ var (
 	CodeBlobSizeMismatch = Code{"blob_size_mismatch", Invalid, "a published file's size differs from its uploaded blob"}
 	CodeNotPromotable    = Code{"promotion_not_allowed", Invalid, "nothing is promoted into this environment, or not from there"}
 	CodeUnauthenticated  = Code{"unauthenticated", Unauthenticated, "no credential, or an unknown or revoked one"}
+	CodeInvalidToken     = Code{"invalid_token", Unauthenticated, "an OIDC token failed verification (issuer, audience, algorithm, key or signature); details.reason says which"}
+	CodeTokenExpired     = Code{"token_expired", Unauthenticated, "an OIDC token is expired or not yet valid; fetch a fresh one"}
 	CodeForbidden        = Code{"forbidden", Forbidden, "the credential's role may not do this"}
 	CodeWrongEnvironment = Code{"wrong_environment", Forbidden, "the credential is bound to another environment"}
 	CodePublishNotFirst  = Code{"publish_not_allowed", Forbidden, "only the first environment accepts publishes"}
 	CodeEvidenceNotFirst = Code{"evidence_not_allowed", Forbidden, "evidence is attached in the first environment only"}
 	CodeOwnerRequired    = Code{"owner_required", Forbidden, "the credential has no owner identity; re-issue it with one to approve or mint keys"}
+	CodeNoMatchingRule   = Code{"no_matching_rule", Forbidden, "a valid OIDC token matched none of its issuer's rules; the message names the claims compared"}
 	CodeNotFound         = Code{"not_found", NotFound, "no such route, environment, artifact, file or record"}
 	CodeVersionNotFound  = Code{"version_not_found", NotFound, "the version does not exist in this environment"}
 	CodeNoMatch          = Code{"no_matching_version", NotFound, "no version satisfies the constraint"}
@@ -49,8 +52,10 @@ var (
 	CodeKeyExists        = Code{"key_exists", Exists, "an API key with this id or token already exists"}
 	CodeGateRunExists    = Code{"gate_run_exists", Exists, "a gate run with this id already exists"}
 	CodeKindMismatch     = Code{"kind_mismatch", Conflict, "the artifact already has versions of another kind"}
+	CodeNotEligible      = Code{"not_eligible", Conflict, "the version was never released in this environment, so nothing can roll back to it; details list the eligible versions"}
+	CodeReleaseChanged   = Code{"release_changed", Conflict, "the current release changed while the request ran; look again and retry"}
 	CodeTooLarge         = Code{"too_large", TooLarge, "over a configured size limit (file, files per version, manifest, body)"}
-	CodeGateFailed       = Code{"gate_failed", GateFailed, "a gate refused the promotion; details carry the report"}
+	CodeGateFailed       = Code{"gate_failed", GateFailed, "a gate refused the promotion or rollback; details carry the report"}
 	CodeInternal         = Code{"internal", Internal, "a server fault; the cause is in the server log under the request id"}
 	CodeUnavailable      = Code{"unavailable", Unavailable, "storage or the database is unreachable; retrying may help"}
 )
@@ -60,9 +65,9 @@ func Codes() []Code {
 	return []Code{
 		CodeInvalidName, CodeInvalidVersion, CodeInvalidKind, CodeInvalidPath, CodeInvalidDigest, CodeInvalidLabel,
 		CodeInvalidRequest, CodeInvalidEvidence, CodeDigestMismatch, CodeIncompleteBody, CodeBlobNotFound,
-		CodeBlobSizeMismatch, CodeNotPromotable, CodeUnauthenticated, CodeForbidden, CodeWrongEnvironment,
-		CodePublishNotFirst, CodeEvidenceNotFirst, CodeOwnerRequired, CodeNotFound, CodeVersionNotFound, CodeNoMatch,
-		CodeMethodNotAllowed, CodeVersionExists, CodeKeyExists, CodeGateRunExists, CodeKindMismatch, CodeTooLarge,
-		CodeGateFailed, CodeInternal, CodeUnavailable,
+		CodeBlobSizeMismatch, CodeNotPromotable, CodeUnauthenticated, CodeInvalidToken, CodeTokenExpired, CodeForbidden,
+		CodeWrongEnvironment, CodePublishNotFirst, CodeEvidenceNotFirst, CodeOwnerRequired, CodeNoMatchingRule, CodeNotFound,
+		CodeVersionNotFound, CodeNoMatch, CodeMethodNotAllowed, CodeVersionExists, CodeKeyExists, CodeGateRunExists, CodeKindMismatch, CodeNotEligible,
+		CodeReleaseChanged, CodeTooLarge, CodeGateFailed, CodeInternal, CodeUnavailable,
 	}
 }

@@ -51,9 +51,14 @@ type Metadata interface {
 	CurrentRelease(ctx context.Context, name string) (Release, error)
 	ListReleases(ctx context.Context, name string) ([]Release, error)
 	CommitPromotion(ctx context.Context, c PromotionCommit) (Release, bool, error)
+	CommitRollback(ctx context.Context, c RollbackCommit) (Release, bool, error)
+	PageReleases(ctx context.Context, name string, p ReleasePage) ([]Release, error)
+	ReleasesAt(ctx context.Context, at time.Time, name string) ([]Release, error)
 
 	AppendAudit(ctx context.Context, ev audit.Event) (int64, error)
 	QueryAudit(ctx context.Context, f audit.Filter) ([]audit.Event, error)
+	ExportAudit(ctx context.Context, f audit.Filter, fn func(audit.Event) error) error
+	AuditHead(ctx context.Context) (audit.Head, error)
 }
 
 // Signer is an environment's cosign key: it signs manifests (what

@@ -17,9 +17,12 @@ import (
 //	│                                                 pointer: the bucket describes itself, for reindex)
 //	├── signatures/sha256/<manifest hex>/<key id>     the environment's cosign signature over a
 //	│                                                 manifest (create-once)
-//	└── attestations/sha256/<manifest hex>/<key id>.json
-//	                                                  DSSE envelope of the gate results that admitted
-//	                                                  the manifest (create-once)
+//	├── attestations/sha256/<manifest hex>/<key id>.json
+//	│                                                 DSSE envelope of the gate results that admitted
+//	│                                                 the manifest (create-once)
+//	└── attestations/sha256/<manifest hex>/<key id>/rollback-<gate run id>.json
+//	                                                  DSSE envelope of the gate results of a rollback
+//	                                                  to the manifest, one per rollback (create-once)
 //
 // Names may contain '/'; the segment "-", never a valid name segment, ends
 // a name, so "x@1.0.0" and a name "x/1.0.0" cannot collide and no key is
@@ -42,6 +45,16 @@ func SignatureKey(manifest v1.Hash, keyID string) string {
 // manifest with digest manifest.
 func AttestationKey(manifest v1.Hash, keyID string) string {
 	return "attestations/sha256/" + manifest.Hex + "/" + keySegment(keyID) + ".json"
+}
+
+// RollbackAttestationKey is the key of the attestation signed by keyID of
+// the gate run gateRunID that admitted a rollback to the manifest. A
+// manifest may be rolled back to many times, and each rollback's gates are
+// attested apart from the promotion's; the gate run id, unlike the release
+// number, is known before the release is committed, so the attestation can
+// be written first.
+func RollbackAttestationKey(manifest v1.Hash, keyID, gateRunID string) string {
+	return "attestations/sha256/" + manifest.Hex + "/" + keySegment(keyID) + "/rollback-" + gateRunID + ".json"
 }
 
 func keySegment(keyID string) string { return strings.ReplaceAll(keyID, ":", "-") }

@@ -76,6 +76,13 @@ type Release struct {
 	Reason         string    `json:"reason,omitempty"`
 	GateRunID      string    `json:"gateRunId,omitempty"`
 	CreatedAt      time.Time `json:"createdAt"`
+
+	// Number counts the releases of Name in Environment from 1 ("release 3
+	// of fraud-detector in prod"); the store assigns it, as it does ID.
+	Number int64 `json:"number"`
+	// TriggeredBy names what asked for a rollback when it was not a person,
+	// e.g. "alertmanager:<fingerprint>"; "" otherwise.
+	TriggeredBy string `json:"triggeredBy,omitempty"`
 }
 
 // GateRun is one stored evaluation of a policy for a promotion (or a dry
@@ -106,8 +113,8 @@ type PromotionCommit struct {
 	Version VersionRecord
 	// Evidence travels with the version (Environment is the target).
 	Evidence []Evidence
-	// Release records the promotion: Action must be ReleasePromotion; ID
-	// and PreviousID are assigned by the store.
+	// Release records the promotion: Action must be ReleasePromotion; ID,
+	// PreviousID and Number are assigned by the store.
 	Release Release
 	// Event is appended to the target's audit trail.
 	Event audit.Event

@@ -69,6 +69,7 @@ func readSignatures(pairs []string) ([]registry.CISignature, error) {
 func (c *cli) pushCommand() *cobra.Command {
 	var kind, env, commit string
 	var labels, signatures []string
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "push NAME@VERSION PATH...",
 		Short: "Publish files or directories as an immutable artifact version (into the first environment)",
@@ -101,6 +102,7 @@ func (c *cli) pushCommand() *cobra.Command {
 			}
 			res, err := cl.Push(cmd.Context(), env, name, version, files, client.PushOptions{
 				Kind: kind, Labels: lbls, SourceCommit: commit, CISignatures: ciSigs,
+				Transfer: client.NewProgress(c.stderr, quiet),
 				Progress: func(f client.LocalFile, uploaded bool) {
 					if !c.json() {
 						state := "exists"
@@ -132,6 +134,7 @@ func (c *cli) pushCommand() *cobra.Command {
 	cmd.Flags().StringVar(&commit, "source-commit", "", "source commit the artifact was built from")
 	cmd.Flags().StringArrayVar(&signatures, "signature", nil,
 		"CI signature PATH=SIGFILE: a `cosign sign-blob` signature of the file stored as PATH (repeatable)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no transfer progress (a bar on a terminal, else a line every ~10 s)")
 	_ = cmd.MarkFlagRequired("kind")
 	c.addClientFlags(cmd, true)
 	return cmd
@@ -139,7 +142,7 @@ func (c *cli) pushCommand() *cobra.Command {
 
 func (c *cli) pullCommand() *cobra.Command {
 	var env, dir string
-	var asJSON, withSignature bool
+	var asJSON, withSignature, quiet bool
 	cmd := &cobra.Command{
 		Use:   "pull NAME@VERSION --env ENV [-o DIR] [--with-signature]",
 		Short: "Download every file of a version, verifying each digest",
@@ -155,7 +158,7 @@ func (c *cli) pullCommand() *cobra.Command {
 			if dir == "" {
 				dir = "."
 			}
-			rec, err := cl.Pull(cmd.Context(), env, name, version, dir)
+			rec, err := cl.PullWithProgress(cmd.Context(), env, name, version, dir, client.NewProgress(c.stderr, quiet))
 			if err != nil {
 				return err
 			}
@@ -188,6 +191,7 @@ func (c *cli) pullCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&dir, "output-dir", "o", ".", "directory to write the files into")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the version as JSON")
 	cmd.Flags().BoolVar(&withSignature, "with-signature", false, "also write manifest.json and manifest.json.sig for `cosign verify-blob`")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no transfer progress")
 	_ = cmd.MarkFlagRequired("env")
 	c.addClientFlags(cmd, false)
 	return cmd

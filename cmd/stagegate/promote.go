@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,9 +51,9 @@ func (c *cli) promoteCommand() *cobra.Command {
 			case res.DryRun:
 				fmt.Fprintf(c.stdout, "dry run: every required check passes; %s@%s can be promoted into %s (gate run %s)\n", name, version, to, res.GateRun.ID)
 			case res.Created:
-				fmt.Fprintf(c.stdout, "promoted %s@%s into %s: release %d, signed by %s's key\n", res.Release.Name, res.Release.Version, to, res.Release.ID, to)
+				fmt.Fprintf(c.stdout, "promoted %s@%s into %s: release %d, signed by %s's key\n", res.Release.Name, res.Release.Version, to, res.Release.Number, to)
 			default:
-				fmt.Fprintf(c.stdout, "%s@%s was already promoted into %s: release %d\n", res.Release.Name, res.Release.Version, to, res.Release.ID)
+				fmt.Fprintf(c.stdout, "%s@%s was already promoted into %s: release %d\n", res.Release.Name, res.Release.Version, to, res.Release.Number)
 			}
 			return nil
 		},
@@ -161,35 +159,4 @@ func (c *cli) evidenceCommand() *cobra.Command {
 	c.addClientFlags(add, true)
 	evidence.AddCommand(add)
 	return evidence
-}
-
-func (c *cli) historyCommand() *cobra.Command {
-	var env string
-	cmd := &cobra.Command{
-		Use:   "history NAME --env ENV",
-		Short: "List the releases of a name in an environment, newest first",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			releases, err := cl.Releases(cmd.Context(), env, args[0])
-			if err != nil {
-				return err
-			}
-			if c.json() {
-				return c.printJSON(map[string]any{"environment": env, "name": args[0], "releases": releases})
-			}
-			t := newTable(c.stdout, "RELEASE", "VERSION", "ACTION", "FROM", "BY", "AT", "GATE RUN", "REASON")
-			for _, r := range releases {
-				t.row(strconv.FormatInt(r.ID, 10), r.Version, r.Action, r.Source, r.Actor, r.CreatedAt.Format(time.RFC3339), r.GateRunID, r.Reason)
-			}
-			return t.flush()
-		},
-	}
-	cmd.Flags().StringVar(&env, "env", "", "environment")
-	_ = cmd.MarkFlagRequired("env")
-	c.addClientFlags(cmd, true)
-	return cmd
 }

@@ -28,6 +28,9 @@ type cli struct {
 	output         string // text | json
 	url, token     string
 	getenv         func(string) string
+	oidcAudience   string // --oidc-audience: fetch the Actions job's OIDC token instead of a key
+	retries        int    // --retries: transient failures retried per request
+	retried        int    // retries made so far (reported by `ci`)
 }
 
 // usageError marks errors in the command line itself.
@@ -54,9 +57,13 @@ func (c *cli) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRunE = c.bindEnv
 	root.AddCommand(c.serveCommand(), c.keysCommand(), c.pushCommand(), c.pullCommand(),
 		c.versionsCommand(), c.artifactsCommand(), c.showCommand(), c.resolveCommand(), c.auditCommand(), c.whoamiCommand(),
 		c.verifyCommand(), c.promoteCommand(), c.approveCommand(), c.evidenceCommand(), c.historyCommand())
+	root.AddCommand(c.rollbackCommand(), c.statusCommand(), c.gateRunCommand())
+	root.AddCommand(c.healthcheckCommand())
+	root.AddCommand(c.ciCommand())
 	return root
 }
 
@@ -64,6 +71,12 @@ func (c *cli) rootCommand() *cobra.Command {
 func (c *cli) addClientFlags(cmd *cobra.Command, withOutput bool) {
 	cmd.Flags().StringVar(&c.url, "url", "", "server URL (default $STAGEGATE_URL, else http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&c.token, "token", "", "API key (default $STAGEGATE_TOKEN)")
+	cmd.Flags().StringVar(&c.oidcAudience, "oidc-audience", "", "inside GitHub Actions: authenticate with the job's OIDC token for this audience instead of an API key (needs `permissions: id-token: write`)")
+	cmd.Flags().IntVar(&c.retries, "retries", 4, "retries of a request after a connection error, 429, 502, 503 or 504 (backoff with jitter)")
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[clientVerb] = "true"
 	if withOutput {
 		cmd.Flags().StringVarP(&c.output, "output", "o", "text", "output format: text or json")
 	}
@@ -80,14 +93,17 @@ func (c *cli) client() (*client.Client, error) {
 	if u == "" {
 		u = "http://127.0.0.1:8080"
 	}
+	if c.oidcAudience != "" {
+		return c.ciClient("", c.oidcAudience, "this request")
+	}
 	tok := c.token
 	if tok == "" {
 		tok = c.getenv("STAGEGATE_TOKEN")
 	}
 	if tok == "" {
-		return nil, usageError{errors.New("no API key: set STAGEGATE_TOKEN or pass --token")}
+		return nil, usageError{errors.New("no API key: set STAGEGATE_TOKEN or pass --token (or, inside GitHub Actions, --oidc-audience)")}
 	}
-	return client.New(u, tok, nil), nil
+	return client.New(u, tok, nil).WithRetry(c.retryPolicy()), nil
 }
 
 func (c *cli) json() bool { return c.output == "json" }
@@ -105,6 +121,10 @@ func (c *cli) reportError(err error) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		code = exitUsage
+	}
+	var explained reported
+	if errors.As(err, &explained) {
+		return exitError
 	}
 	var refused gateRefused
 	if errors.As(err, &refused) {

@@ -49,6 +49,7 @@ func (f *serverFlags) load(getenv func(string) string) (config.Config, error) {
 
 func (c *cli) serveCommand() *cobra.Command {
 	var f serverFlags
+	var metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the stagegate service (embedded default: filesystem + SQLite under ./stagegate-data)",
@@ -57,6 +58,9 @@ func (c *cli) serveCommand() *cobra.Command {
 			cfg, err := f.load(c.getenv)
 			if err != nil {
 				return err
+			}
+			if metricsAddr != "" {
+				cfg.Server.MetricsAddr = metricsAddr
 			}
 			logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
 			srv, err := server.New(cmd.Context(), cfg, logger)
@@ -71,6 +75,7 @@ func (c *cli) serveCommand() *cobra.Command {
 		},
 	}
 	f.addFlags(cmd, true)
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main listener (default: on the main listener)")
 	return cmd
 }
 

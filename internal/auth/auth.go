@@ -60,6 +60,10 @@ const (
 	PermPromote    Permission = "promote"
 	PermApprove    Permission = "approve"
 	PermManageKeys Permission = "manage-keys"
+	// PermRollback makes an earlier release current again. It is apart
+	// from PermPromote so that a role could one day roll back without
+	// promoting; today promoters and admins hold both.
+	PermRollback Permission = "rollback"
 )
 
 // Roles are not a ladder: an approver must not be able to publish what it
@@ -67,9 +71,9 @@ const (
 var rolePermissions = map[Role][]Permission{
 	RoleReader:    {PermRead},
 	RolePublisher: {PermRead, PermPublish},
-	RolePromoter:  {PermRead, PermPromote},
+	RolePromoter:  {PermRead, PermPromote, PermRollback},
 	RoleApprover:  {PermRead, PermApprove},
-	RoleAdmin:     {PermRead, PermPublish, PermPromote, PermApprove, PermManageKeys},
+	RoleAdmin:     {PermRead, PermPublish, PermPromote, PermApprove, PermManageKeys, PermRollback},
 }
 
 // Allows reports whether role r carries permission p.
@@ -90,20 +94,38 @@ type KeyStore interface {
 // Authenticator turns a bearer token into a Principal.
 type Authenticator struct {
 	keys KeyStore
+	oidc *OIDC
 }
 
+// AuthenticatorOption adds a kind of credential to an Authenticator.
+type AuthenticatorOption func(*Authenticator)
+
+// WithOIDC accepts OIDC ID tokens from o's issuers besides API keys.
+func WithOIDC(o *OIDC) AuthenticatorOption { return func(a *Authenticator) { a.oidc = o } }
+
 // NewAuthenticator returns an Authenticator backed by keys.
-func NewAuthenticator(keys KeyStore) *Authenticator { return &Authenticator{keys: keys} }
+func NewAuthenticator(keys KeyStore, opts ...AuthenticatorOption) *Authenticator {
+	a := &Authenticator{keys: keys}
+	for _, opt := range opts {
+		opt(a)
+	}
+	return a
+}
 
 // Authenticate resolves an Authorization header value ("Bearer <token>").
-// Every failure is Unauthenticated with the same message, so a caller cannot
-// tell a revoked key from an unknown one.
+// Every API key failure is Unauthenticated with the same message, so a
+// caller cannot tell a revoked key from an unknown one. With OIDC
+// configured, a token shaped like a JWT is an OIDC ID token instead (see
+// OIDC.Authenticate).
 func (a *Authenticator) Authenticate(ctx context.Context, authorization string) (Principal, error) {
 	// Authentication schemes are case-insensitive (RFC 9110 §11.1).
 	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return Principal{}, registry.CodeUnauthenticated.Errorf("missing bearer token: send Authorization: Bearer <api key>")
+	}
+	if a.oidc != nil && LooksLikeJWT(token) {
+		return a.oidc.Authenticate(ctx, token)
 	}
 	key, err := a.keys.KeyByHash(ctx, HashToken(token))
 	switch {

@@ -67,6 +67,11 @@ func TestAuthorize(t *testing.T) {
 		{RoleApprover, "dev", PermPublish, registry.CodeForbidden.Name},
 		{RoleApprover, "dev", PermApprove, ""},
 		{RoleAdmin, "dev", PermManageKeys, ""},
+		{RolePromoter, "dev", PermRollback, ""},
+		{RoleAdmin, "dev", PermRollback, ""},
+		{RoleApprover, "dev", PermRollback, registry.CodeForbidden.Name},
+		{RolePublisher, "dev", PermRollback, registry.CodeForbidden.Name},
+		{RoleReader, "dev", PermRollback, registry.CodeForbidden.Name},
 		{RoleAdmin, "prod", PermRead, registry.CodeWrongEnvironment.Name},
 		{RolePublisher, "staging", PermPublish, registry.CodeWrongEnvironment.Name},
 	}

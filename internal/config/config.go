@@ -29,6 +29,9 @@ type Config struct {
 	Database     Database      `yaml:"database"`
 	Limits       Limits        `yaml:"limits"`
 	Server       Server        `yaml:"server"`
+	// Auth configures credentials other than API keys (OIDC trusted
+	// publishing).
+	Auth Auth `yaml:"auth"`
 }
 
 // Environment configures one environment.
@@ -44,6 +47,8 @@ type Environment struct {
 	// Empty: the embedded default for staging and prod; for other names a
 	// minimal policy (promotion order and digest integrity).
 	Policy string `yaml:"policy"`
+	// Hooks configures the webhooks the environment accepts (Alertmanager).
+	Hooks Hooks `yaml:"hooks"`
 }
 
 // DefaultPasswordEnv names the variable holding key passwords when an
@@ -124,6 +129,10 @@ type Server struct {
 	// UploadRateWindow is the span MinUploadRate is averaged over, and the
 	// longest a body may send nothing at all.
 	UploadRateWindow time.Duration `yaml:"upload_rate_window"`
+	// MetricsAddr, when set, serves /metrics on its own listener instead of
+	// the main one (which then answers 404 there), e.g. to keep it off a
+	// public port.
+	MetricsAddr string `yaml:"metrics_addr"`
 }
 
 // Size is a byte count that YAML and environment variables may write as
@@ -230,6 +239,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		"STAGEGATE_MINIO_BUCKET_PREFIX": &c.Storage.MinIO.BucketPrefix,
 		"STAGEGATE_DATABASE_DRIVER":     &c.Database.Driver,
 		"STAGEGATE_DATABASE_DSN":        &c.Database.DSN,
+		"STAGEGATE_METRICS_ADDR":        &c.Server.MetricsAddr,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -256,6 +266,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 		c.Limits.MaxFileSize = s
 	}
+	c.resolveHooks(getenv)
 	for i := range c.Environments {
 		sg := &c.Environments[i].Signing
 		name := sg.PasswordEnv
@@ -378,6 +389,12 @@ func (c *Config) Validate() error {
 	if c.Server.MinUploadRate < 0 {
 		errs = append(errs, errors.New("server.min_upload_rate must not be negative (0 disables the minimum)"))
 	}
+	// Two listeners on one port cannot both bind (":0" picks two free ports).
+	if c.Server.MetricsAddr != "" && c.Server.MetricsAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
+		errs = append(errs, fmt.Errorf("server.metrics_addr %q is the main listen address; leave it empty to serve /metrics there", c.Server.MetricsAddr))
+	}
+	errs = append(errs, c.validateAuth()...)
+	errs = append(errs, c.validateHooks()...)
 	return errors.Join(errs...)
 }
 

@@ -6,8 +6,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -23,6 +21,7 @@ import (
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/promotion"
 	"github.com/stagegate/stagegate/registry"
+	"github.com/stagegate/stagegate/rollback"
 	"github.com/stagegate/stagegate/schemas"
 )
 
@@ -40,13 +39,23 @@ type API struct {
 	Environments *environment.List
 	Registry     *registry.Service
 	Promotions   *promotion.Service
+	Rollbacks    *rollback.Service
 	Auth         *auth.Authenticator
 	Unbound      UnboundAudit
+	// AlertmanagerSecret returns the secret that authenticates an
+	// environment's Alertmanager hook ("" or nil: the hook is off).
+	AlertmanagerSecret func(env *environment.Environment) string
 	// Keys returns the key administration of an environment.
 	Keys   func(env *environment.Environment) auth.KeyAdmin
 	Ready  func(ctx context.Context) error
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Observer receives request, action, gate and transfer measurements
+	// (nil: none). MetricsHandler, when set, is served unauthenticated at
+	// /metrics, as Prometheus exporters are; nil leaves /metrics to a
+	// separate listener, and this router answers 404 there.
+	Observer       Observer
+	MetricsHandler http.Handler
 
 	refusals *refusalBudget
 }
@@ -64,6 +73,9 @@ func (a *API) Handler() http.Handler {
 		a.Logger = slog.Default()
 	}
 	a.refusals = newRefusalBudget()
+	if a.Observer == nil {
+		a.Observer = noObserver{}
+	}
 	if gin.Mode() == gin.DebugMode {
 		// Requests are logged by requestContext through slog; gin's debug
 		// output (route tables, warnings) would only clutter stdout.
@@ -72,7 +84,7 @@ func (a *API) Handler() http.Handler {
 	r := gin.New()
 	// recovered logs panics through slog; gin's own unstructured print of
 	// them (and of deliberate aborts) would interleave with the JSON logs.
-	r.Use(a.requestContext, gin.CustomRecoveryWithWriter(io.Discard, a.recovered))
+	r.Use(a.measure, a.requestContext, gin.CustomRecoveryWithWriter(io.Discard, a.recovered))
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
 		a.writeError(c, registry.CodeNotFound.Errorf("no such route"))
@@ -83,6 +95,9 @@ func (a *API) Handler() http.Handler {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
+	if a.MetricsHandler != nil {
+		r.GET("/metrics", gin.WrapH(a.MetricsHandler))
+	}
 
 	v1 := r.Group("/v1")
 	// Public keys are public: consumers verify offline with them, and
@@ -100,11 +115,17 @@ func (a *API) Handler() http.Handler {
 	env.PUT("/artifacts/*rest", a.handle(auth.PermPublish, audit.ActionPublish, a.putArtifactPath))
 	env.POST("/artifacts/*rest", a.handle(auth.PermApprove, promotion.ActionApprove, a.postArtifactPath))
 	env.POST("/promotions", a.handle(auth.PermPromote, promotion.ActionPromote, a.promote))
+	env.POST("/rollbacks", a.handle(auth.PermRollback, rollback.ActionRollback, a.rollback))
+	env.GET("/releases", a.handle(auth.PermRead, "", a.releasesAt))
+	// Authenticated by the environment's hook secret, not by an API key.
+	env.POST("/hooks/alertmanager", a.alertmanagerHook)
 	env.GET("/gate-runs/:id", a.handle(auth.PermRead, "", a.gateRun))
 	v1.GET("/gate-runs/:id", a.handle(auth.PermRead, "", a.gateRun))
 	env.HEAD("/blobs/:digest", a.handle(auth.PermRead, "", a.headBlob))
 	env.PUT("/blobs/:digest", a.handle(auth.PermPublish, audit.ActionBlobUpload, a.putBlob))
 	env.GET("/audit", a.handle(auth.PermRead, "", a.queryAudit))
+	env.GET("/audit/export", a.handle(auth.PermRead, "", a.exportAudit))
+	env.GET("/audit/checkpoint", a.handle(auth.PermRead, "", a.auditCheckpoint))
 	env.GET("/keys", a.handle(auth.PermManageKeys, "", a.listKeys))
 	env.POST("/keys", a.handle(auth.PermManageKeys, audit.ActionKeyCreate, a.createKey))
 	env.DELETE("/keys/:id", a.handle(auth.PermManageKeys, audit.ActionKeyRevoke, a.revokeKey))
@@ -187,6 +208,9 @@ func (a *API) handle(perm auth.Permission, action string, h handlerFunc) gin.Han
 			a.fail(c, req, req.action, err)
 			return
 		}
+		if req.action != "" {
+			a.observeAction(req.auditIn, req.action, audit.Success, nil)
+		}
 		if req.action != "" && !req.audited {
 			a.record(c, req.auditIn, req.actor.Event(req.auditIn.Name(), req.action, req.target, audit.Success))
 		}
@@ -218,6 +242,7 @@ func (a *API) fail(c *gin.Context, req *request, action string, err error) {
 		ev.Details = map[string]string{"credentialEnvironment": req.principal.Environment}
 	}
 	ev.Details = withRoute(ev.Details, c)
+	a.observeAction(req.auditIn, action, outcome, err)
 	if action == audit.ActionAuthenticate && !a.refusals.admit(ev.Details) {
 		return
 	}
@@ -277,12 +302,7 @@ func (a *API) recovered(c *gin.Context, v any) {
 
 // requestContext assigns a request id and logs the request.
 func (a *API) requestContext(c *gin.Context) {
-	id := c.GetHeader("X-Request-ID")
-	if id == "" || len(id) > 128 {
-		var b [12]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
-	}
+	id := requestID(c.GetHeader("X-Request-ID"))
 	c.Set(ctxRequestID, id)
 	c.Header("X-Request-ID", id)
 	start := a.Now()

@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/stagegate/stagegate/api"
-	"github.com/stagegate/stagegate/audit"
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/registry"
 )
@@ -201,42 +200,6 @@ func (a *API) putBlob(c *gin.Context, req *request) error {
 		status = http.StatusCreated
 	}
 	c.JSON(status, api.BlobUploadResponse{Digest: dgst, Created: created})
-	return nil
-}
-
-func (a *API) queryAudit(c *gin.Context, req *request) error {
-	f := audit.Filter{
-		Action:    c.Query("action"),
-		Target:    c.Query("target"),
-		Actor:     c.Query("actor"),
-		Outcome:   audit.Outcome(c.Query("outcome")),
-		RequestID: c.Query("requestId"),
-	}
-	var err error
-	if f.Since, err = queryTime(c, "since"); err != nil {
-		return err
-	}
-	if f.Until, err = queryTime(c, "until"); err != nil {
-		return err
-	}
-	if f.BeforeID, err = queryInt(c, "before"); err != nil {
-		return err
-	}
-	limit, err := queryInt(c, "limit")
-	if err != nil {
-		return err
-	}
-	f.Limit = int(limit)
-	switch f.Outcome {
-	case "", audit.Success, audit.Denied, audit.Failed:
-	default:
-		return registry.CodeInvalidRequest.Errorf("outcome: want success, denied or failed")
-	}
-	events, err := req.env.Metadata().QueryAudit(c.Request.Context(), f)
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, api.AuditEventList{Environment: req.env.Name(), Events: events})
 	return nil
 }
 

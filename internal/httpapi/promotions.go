@@ -25,6 +25,9 @@ func (a *API) promote(c *gin.Context, req *request) error {
 	res, err := a.Promotions.Promote(c.Request.Context(), req.env, req.actor, promotion.Request{
 		Name: body.Name, Version: body.Version, From: body.From, Reason: body.Reason, DryRun: body.DryRun,
 	})
+	// A refused promotion returns its report too: failures are what an
+	// operator watches.
+	a.observeReport(req.env, res.Report)
 	if err != nil {
 		return err
 	}
@@ -106,12 +109,7 @@ func (a *API) getPromotionPath(c *gin.Context, req *request, name string, op []s
 	ctx := c.Request.Context()
 	switch {
 	case len(op) == 1 && op[0] == "releases":
-		releases, err := a.Promotions.Releases(ctx, req.env, name)
-		if err != nil {
-			return true, err
-		}
-		c.JSON(http.StatusOK, api.ReleaseList{Environment: req.env.Name(), Name: name, Releases: releases})
-		return true, nil
+		return true, a.releaseHistory(c, req, name)
 	case len(op) == 3 && op[0] == "versions" && op[2] == "evidence":
 		docs, err := a.Promotions.ListEvidence(ctx, req.env, name, op[1])
 		if err != nil {
@@ -120,6 +118,15 @@ func (a *API) getPromotionPath(c *gin.Context, req *request, name string, op []s
 		c.JSON(http.StatusOK, api.EvidenceList{Evidence: docs})
 		return true, nil
 	case len(op) == 3 && op[0] == "versions" && op[2] == "attestation":
+		if run := c.Query("gateRun"); run != "" {
+			// The attestation of a rollback to the version, by its gate run.
+			env, err := a.Rollbacks.Attestation(ctx, req.env, name, op[1], run)
+			if err != nil {
+				return true, err
+			}
+			c.Data(http.StatusOK, "application/json", env)
+			return true, nil
+		}
 		env, err := a.Promotions.Attestation(ctx, req.env, name, op[1])
 		if err != nil {
 			return true, err

@@ -48,6 +48,8 @@ func TestDomainIsolation(t *testing.T) {
 		{"audit", adapters},
 		{"environment", adapters},
 		{"api", adapters},
+		{"ci", adapters},
+		{"client", adapters},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

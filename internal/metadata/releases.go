@@ -11,7 +11,7 @@ import (
 )
 
 const releaseColumns = `id, environment, name, version, manifest_digest, action, source,
-	previous_id, actor, reason, gate_run_id, created_at`
+	previous_id, actor, reason, gate_run_id, created_at, number, triggered_by`
 
 // CurrentRelease returns the release of name that e's environment serves:
 // its newest (highest id). Returns a NotFound error (code not_found) when
@@ -50,7 +50,7 @@ func scanRelease(sc scanner) (registry.Release, error) {
 		previous          sql.NullInt64
 	)
 	if err := sc.Scan(&r.ID, &r.Environment, &r.Name, &r.Version, &manifest, &r.Action, &r.Source,
-		&previous, &r.Actor, &r.Reason, &r.GateRunID, &created); err != nil {
+		&previous, &r.Actor, &r.Reason, &r.GateRunID, &created, &r.Number, &r.TriggeredBy); err != nil {
 		return registry.Release{}, err
 	}
 	r.PreviousID = previous.Int64
@@ -92,7 +92,7 @@ func (e *Env) CommitPromotion(ctx context.Context, p registry.PromotionCommit) (
 		return registry.Release{}, false, err
 	}
 	rel := p.Release
-	rel.ID, rel.PreviousID = 0, 0
+	rel.ID, rel.PreviousID, rel.Number = 0, 0, 0
 	rel.CreatedAt = normTime(rel.CreatedAt)
 	p.Event.Environment = e.env
 
@@ -183,31 +183,48 @@ func (s *Store) lockReleases(ctx context.Context, tx *sql.Tx, env, name string) 
 	return nil
 }
 
-// insertRelease appends rel, filling in its ID and PreviousID (the id of the
-// name's current release), unless rel is a promotion and that version has
-// been promoted already; it reports whether rel was inserted. The caller
-// must hold lockReleases.
+// insertRelease appends rel, filling in its ID, PreviousID (the id of the
+// name's current release) and Number (the current release's plus one),
+// unless rel is a promotion and that version has been promoted already; it
+// reports whether rel was inserted. The caller must hold lockReleases, so
+// that the current release read here is still current at the insert.
+//
+// A release is never dated before the one it supersedes: CreatedAt is taken
+// before the transaction, and a writer that waited for the lock may hold an
+// older time than the release committed meanwhile. Keeping CreatedAt in
+// chain order is what makes "the release current at T" (ReleasesAt) the
+// newest release created at or before T.
 func insertRelease(ctx context.Context, tx querier, rel *registry.Release) (bool, error) {
 	var (
-		id       int64
 		previous sql.NullInt64
+		number   int64 = 1
 	)
-	err := tx.QueryRowContext(ctx, `INSERT INTO releases (environment, name, version, manifest_digest,
-			action, source, previous_id, actor, reason, gate_run_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6,
-			(SELECT MAX(id) FROM releases WHERE environment = $7 AND name = $8),
-			$9, $10, $11, $12)
+	cur, err := currentRelease(ctx, tx, rel.Environment, rel.Name)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return false, dbError("current release", err)
+	default:
+		previous = sql.NullInt64{Int64: cur.ID, Valid: true}
+		number = cur.Number + 1
+		if rel.CreatedAt.Before(cur.CreatedAt) {
+			rel.CreatedAt = cur.CreatedAt
+		}
+	}
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO releases (environment, name, version, manifest_digest,
+			action, source, previous_id, actor, reason, gate_run_id, created_at, number, triggered_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (environment, name, version) WHERE action = 'promotion' DO NOTHING
-		RETURNING id, previous_id`,
-		rel.Environment, rel.Name, rel.Version, rel.ManifestDigest.String(), rel.Action, rel.Source,
-		rel.Environment, rel.Name,
-		rel.Actor, rel.Reason, rel.GateRunID, formatTime(rel.CreatedAt)).Scan(&id, &previous)
+		RETURNING id`,
+		rel.Environment, rel.Name, rel.Version, rel.ManifestDigest.String(), rel.Action, rel.Source, previous,
+		rel.Actor, rel.Reason, rel.GateRunID, formatTime(rel.CreatedAt), number, rel.TriggeredBy).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil // ON CONFLICT: returned nothing
 	}
 	if err != nil {
 		return false, dbError("insert release", err)
 	}
-	rel.ID, rel.PreviousID = id, previous.Int64
+	rel.ID, rel.PreviousID, rel.Number = id, previous.Int64, number
 	return true, nil
 }

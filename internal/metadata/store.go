@@ -99,6 +99,10 @@ func Open(ctx context.Context, driver, dsn string, environments []string) (*Stor
 		s.Close()
 		return nil, err
 	}
+	if err := s.sealLegacyAudit(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -326,11 +330,7 @@ func (s *Store) KeyByHash(ctx context.Context, tokenHash string) (auth.Key, erro
 // these events.
 func (s *Store) AppendUnboundAudit(ctx context.Context, ev audit.Event) (int64, error) {
 	ev.Environment = ""
-	id, err := s.insertAudit(ctx, s.db, ev)
-	if err != nil {
-		return 0, dbError("append audit", err)
-	}
-	return id, nil
+	return s.appendAudit(ctx, ev)
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.

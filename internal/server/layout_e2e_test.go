@@ -24,7 +24,8 @@ func layoutPatterns(t *testing.T) map[string]*regexp.Regexp {
 	}
 	placeholders := strings.NewReplacer(
 		`<hex>`, `[0-9a-f]{64}`, `<manifest hex>`, `[0-9a-f]{64}`,
-		`<name>`, `[a-z0-9][a-z0-9./-]*`, `<version>`, `[^/]+`, `<key id>`, `sha256-[0-9a-f]{64}`)
+		`<name>`, `[a-z0-9][a-z0-9./-]*`, `<version>`, `[^/]+`, `<key id>`, `sha256-[0-9a-f]{64}`,
+		`<gate run id>`, `gr_[0-9a-f]{24}`)
 	drawn := regexp.MustCompile(`──\s+(.+?)(?:\s{2,}|$)`)
 	out := map[string]*regexp.Regexp{}
 	for _, line := range strings.Split(string(src), "\n") {
@@ -41,8 +42,9 @@ func layoutPatterns(t *testing.T) map[string]*regexp.Regexp {
 	return out
 }
 
-// TestBucketLayout: everything a publish, evidence and a promotion write
-// into the buckets is a key of the drawn layout, and every drawn key occurs.
+// TestBucketLayout: everything a publish, evidence, a promotion and a
+// rollback write into the buckets is a key of the drawn layout, and every
+// drawn key occurs.
 func TestBucketLayout(t *testing.T) {
 	policy := filepath.Join(t.TempDir(), "staging.yaml")
 	if err := os.WriteFile(policy, []byte("environment: staging\nchecks:\n  - name: promotion-order\n  - name: digest-integrity\n"), 0o600); err != nil {
@@ -57,7 +59,18 @@ func TestBucketLayout(t *testing.T) {
 	if _, _, err := pub.AddEvidence(ctx, "dev", "team/agent", "1.2.0", "metrics", []byte(`{"auc":0.93}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.client(s.key("staging", auth.RolePromoter)).Promote(ctx, "staging", client.PromoteRequest{Name: "team/agent", Version: "1.2.0"}); err != nil {
+	promoter := s.client(s.key("staging", auth.RolePromoter))
+	if _, err := promoter.Promote(ctx, "staging", client.PromoteRequest{Name: "team/agent", Version: "1.2.0"}); err != nil {
+		t.Fatal(err)
+	}
+	// A second release, and a rollback to the first: its attestation.
+	if _, err := push(t, pub, "dev", "team/agent@1.2.1", "agent-config", map[string][]byte{"agent.yaml": []byte("model: y\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := promoter.Promote(ctx, "staging", client.PromoteRequest{Name: "team/agent", Version: "1.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := promoter.Rollback(ctx, "staging", client.RollbackRequest{Name: "team/agent", Reason: "layout"}); err != nil {
 		t.Fatal(err)
 	}
 

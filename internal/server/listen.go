@@ -14,6 +14,12 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := s.listenMetrics()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics(context.Background())
 	sc := s.cfg.Server
 	srv := &http.Server{
 		Handler: newTransferLimits(s.handler, transferPolicy{

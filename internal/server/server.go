@@ -21,9 +21,11 @@ import (
 	"github.com/stagegate/stagegate/internal/config"
 	"github.com/stagegate/stagegate/internal/httpapi"
 	"github.com/stagegate/stagegate/internal/metadata"
+	"github.com/stagegate/stagegate/internal/metrics"
 	"github.com/stagegate/stagegate/internal/signing"
 	"github.com/stagegate/stagegate/promotion"
 	"github.com/stagegate/stagegate/registry"
+	"github.com/stagegate/stagegate/rollback"
 )
 
 // Server is a configured stagegate instance.
@@ -34,6 +36,7 @@ type Server struct {
 	envs    *environment.List
 	drivers []blob.Driver // in promotion order, for readiness
 	handler http.Handler
+	metrics *metrics.Metrics
 }
 
 // Option adjusts a Server.
@@ -74,22 +77,35 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		return nil, err
 	}
 	warnOpenDataDir(cfg, logger)
-	s := &Server{cfg: cfg, logger: logger, meta: meta}
+	s := &Server{cfg: cfg, logger: logger, meta: meta, metrics: metrics.New()}
 	envs, keyAdmins, err := s.buildEnvironments(ctx, cfg, logger, o.signers)
 	if err != nil {
 		meta.Close()
 		return nil, err
 	}
 	s.envs = envs
+	authn, err := newAuthenticator(cfg, meta, envs, o.now, logger)
+	if err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("auth.oidc: %w", err)
+	}
 	api := &httpapi.API{
 		Environments: envs,
 		Registry:     registry.NewService(registry.Limits{MaxFileSize: int64(cfg.Limits.MaxFileSize), MaxFiles: cfg.Limits.MaxFiles}, o.now),
 		Promotions:   promotion.New(o.now),
-		Auth:         auth.NewAuthenticator(meta),
+		Rollbacks:    rollback.New(o.now),
+		Auth:         authn,
 		Unbound:      meta,
 		Keys:         func(e *environment.Environment) auth.KeyAdmin { return keyAdmins[e.Position()] },
 		Ready:        s.Ready,
 		Logger:       logger,
+		Observer:     s.metrics,
+	}
+	api.AlertmanagerSecret = func(e *environment.Environment) string {
+		return cfg.Environments[e.Position()].Hooks.AlertmanagerToken()
+	}
+	if cfg.Server.MetricsAddr == "" {
+		api.MetricsHandler = s.metrics.Handler()
 	}
 	s.handler = api.Handler()
 	return s, nil
@@ -120,6 +136,7 @@ func (s *Server) buildEnvironments(ctx context.Context, cfg config.Config, logge
 		if err != nil {
 			return nil, nil, fmt.Errorf("environment %s: %w", e.Name, err)
 		}
+		d = blob.Observed(d, s.metrics.BlobObserver(e.Name, cfg.Storage.Driver))
 		s.drivers = append(s.drivers, d)
 		keyAdmins = append(keyAdmins, handle)
 		spec := environment.Spec{Name: e.Name, Blobs: blob.NewStore(d), Metadata: handle,

@@ -289,7 +289,7 @@ func testPromotionChain(t *testing.T, s *metadata.Store) {
 		t.Errorf("first release: ID %d PreviousID %d; want an id and no predecessor", r1.ID, r1.PreviousID)
 	}
 	want1 := p1.Release
-	want1.ID, want1.CreatedAt = r1.ID, t0.UTC().Truncate(time.Microsecond)
+	want1.ID, want1.Number, want1.CreatedAt = r1.ID, 1, t0.UTC().Truncate(time.Microsecond)
 	if diff := cmp.Diff(want1, r1); diff != "" {
 		t.Errorf("first release (-want +got):\n%s", diff)
 	}

@@ -47,6 +47,11 @@ func RunStoreSuite(t *testing.T, open func(t *testing.T, environments []string) 
 		{"AuditFilters", testAuditFilters},
 		{"AuditPaging", testAuditPaging},
 		{"AuditLimits", testAuditLimits},
+		{"AuditNameVersion", testAuditNameVersion},
+		{"AuditChain", testAuditChain},
+		{"AuditChainConcurrent", testAuditChainConcurrent},
+		{"AuditCursorConcurrent", testAuditCursorConcurrent},
+		{"AuditExport", testAuditExport},
 		{"KeyLifecycle", testKeyLifecycle},
 		{"KeyDuplicates", testKeyDuplicates},
 		{"KeyWrongEnvironment", testKeyWrongEnvironment},
@@ -64,6 +69,12 @@ func RunStoreSuite(t *testing.T, open func(t *testing.T, environments []string) 
 		{"PromotionConcurrentIdentical", testPromotionConcurrentIdentical},
 		{"PromotionConcurrentVersions", testPromotionConcurrentVersions},
 		{"ReleaseIsolation", testReleaseIsolation},
+		{"RollbackChain", testRollbackChain},
+		{"RollbackRefused", testRollbackRefused},
+		{"ReleasePages", testReleasePages},
+		{"ReleasesAt", testReleasesAt},
+		{"ReleaseTimesFollowTheChain", testReleaseTimesFollowTheChain},
+		{"RollbackRacesPromotion", testRollbackRacesPromotion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t, environments())) })
@@ -683,6 +694,9 @@ func testAuditRoundTrip(t *testing.T, s *metadata.Store) {
 	}
 	want := in
 	want.ID, want.Time = id, t0.UTC().Truncate(time.Microsecond)
+	// The store derives the artifact from the target and chains the event.
+	want.Name, want.Version, want.Seq = "fraud-detector", "1.2.0", 1
+	want.Hash = want.ComputeHash()
 	if diff := cmp.Diff(want, got[1]); diff != "" {
 		t.Errorf("stored event (-want +got):\n%s", diff)
 	}
