@@ -26,8 +26,9 @@ CREATE INDEX audit_events_unsealed ON audit_events (environment, id) WHERE hash 
 -- PostgreSQL migration for the plans. SQLite plans them alike (EXPLAIN
 -- QUERY PLAN at 1M events, bench_test.go):
 --   by name      SEARCH audit_events USING INDEX audit_events_env_name_id (environment=? AND name=?)
---   time window  SEARCH audit_events USING INDEX audit_events_env_time (environment=? AND occurred_at>? AND occurred_at<?)
---                USE TEMP B-TREE FOR ORDER BY
+--   time window  SEARCH audit_events USING INTEGER PRIMARY KEY (rowid=?)
+--                LIST SUBQUERY 1
+--                SEARCH audit_events USING COVERING INDEX audit_events_env_time (environment=? AND occurred_at>? AND occurred_at<?)
 CREATE INDEX audit_events_env_name_id ON audit_events (environment, name, id);
 CREATE INDEX audit_events_env_name_version_id ON audit_events (environment, name, version, id);
 CREATE INDEX audit_events_env_actor_id ON audit_events (environment, actor, id);
