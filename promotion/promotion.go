@@ -13,8 +13,6 @@ package promotion
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -350,31 +348,14 @@ func opener(b Content, d v1.Hash) gates.Opener {
 }
 
 func (s *Service) recordRun(ctx context.Context, t, src *environment.Environment, rec registry.VersionRecord, by audit.Actor, dryRun bool, report gates.Report) (registry.GateRun, error) {
-	id, err := newRunID()
+	run, err := report.Run(t.Name(), src.Name(), rec, by.Name, dryRun)
 	if err != nil {
 		return registry.GateRun{}, err
-	}
-	raw, err := json.Marshal(report)
-	if err != nil {
-		return registry.GateRun{}, err
-	}
-	run := registry.GateRun{
-		ID: id, Environment: t.Name(), Source: src.Name(), Name: rec.Name, Version: rec.Version,
-		ManifestDigest: rec.ManifestDigest, PolicyDigest: report.PolicyDigest, Passed: report.Passed,
-		DryRun: dryRun, Actor: by.Name, StartedAt: report.StartedAt.UTC(), DurationMS: report.Duration.Milliseconds(), Report: raw,
 	}
 	if err := index(t).RecordGateRun(ctx, run); err != nil {
 		return registry.GateRun{}, err
 	}
 	return run, nil
-}
-
-func newRunID() (string, error) {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return "gr_" + hex.EncodeToString(b[:]), nil
 }
 
 // GateRun returns a stored gate run of e.

@@ -2,7 +2,6 @@ package rollback
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -435,32 +434,15 @@ func (s *Service) judgeSignature(ctx context.Context, e *environment.Environment
 }
 
 func (s *Service) recordRun(ctx context.Context, e *environment.Environment, rec registry.VersionRecord, by audit.Actor, dryRun bool, report gates.Report) (registry.GateRun, error) {
-	id, err := newRunID()
-	if err != nil {
-		return registry.GateRun{}, err
-	}
-	raw, err := json.Marshal(report)
-	if err != nil {
-		return registry.GateRun{}, err
-	}
 	// Source is the environment itself: a rollback reads nothing elsewhere.
-	run := registry.GateRun{
-		ID: id, Environment: e.Name(), Source: e.Name(), Name: rec.Name, Version: rec.Version,
-		ManifestDigest: rec.ManifestDigest, PolicyDigest: report.PolicyDigest, Passed: report.Passed,
-		DryRun: dryRun, Actor: by.Name, StartedAt: report.StartedAt.UTC(), DurationMS: report.Duration.Milliseconds(), Report: raw,
+	run, err := report.Run(e.Name(), e.Name(), rec, by.Name, dryRun)
+	if err != nil {
+		return registry.GateRun{}, err
 	}
 	if err := index(e).RecordGateRun(ctx, run); err != nil {
 		return registry.GateRun{}, err
 	}
 	return run, nil
-}
-
-func newRunID() (string, error) {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return "gr_" + hex.EncodeToString(b[:]), nil
 }
 
 // maxAttestationSize bounds a stored attestation read back whole.

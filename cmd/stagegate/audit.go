@@ -284,26 +284,7 @@ func (c *cli) auditVerifyCommand() *cobra.Command {
 				chain.Detail = rep.Broken.Error()
 			}
 			steps = append(steps, chain)
-			failed := 0
-			for _, s := range steps {
-				if !s.OK {
-					failed++
-				}
-			}
-			if c.json() {
-				if err := c.printJSON(map[string]any{"verified": failed == 0, "steps": steps, "chain": rep}); err != nil {
-					return err
-				}
-			} else {
-				for _, s := range steps {
-					mark := "ok  "
-					if !s.OK {
-						mark = "FAIL"
-					}
-					fmt.Fprintf(c.stdout, "%s  %-20s %s\n", mark, s.Check, s.Detail)
-				}
-			}
-			if failed > 0 {
+			if !c.reportSteps(steps, 20, map[string]any{"chain": rep}) {
 				return errors.New("audit verification failed")
 			}
 			return nil

@@ -16,6 +16,33 @@ import (
 )
 
 // verifyStep is one check of `verify`, reported whether it passed or not.
+// reportSteps prints verification steps (a table, or JSON with extra
+// fields merged in) and reports whether every step passed.
+func (c *cli) reportSteps(steps []verifyStep, width int, extra map[string]any) bool {
+	failed := 0
+	for _, s := range steps {
+		if !s.OK {
+			failed++
+		}
+	}
+	if c.json() {
+		out := map[string]any{"verified": failed == 0, "steps": steps}
+		for k, v := range extra {
+			out[k] = v
+		}
+		_ = c.printJSON(out)
+		return failed == 0
+	}
+	for _, s := range steps {
+		mark := "ok  "
+		if !s.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(c.stdout, "%s  %-*s %s\n", mark, width, s.Check, s.Detail)
+	}
+	return failed == 0
+}
+
 type verifyStep struct {
 	Check  string `json:"check"`
 	OK     bool   `json:"ok"`
@@ -40,26 +67,7 @@ func (c *cli) verifyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			failed := 0
-			for _, s := range steps {
-				if !s.OK {
-					failed++
-				}
-			}
-			if c.json() {
-				if err := c.printJSON(map[string]any{"verified": failed == 0, "steps": steps}); err != nil {
-					return err
-				}
-			} else {
-				for _, s := range steps {
-					mark := "ok  "
-					if !s.OK {
-						mark = "FAIL"
-					}
-					fmt.Fprintf(c.stdout, "%s  %-28s %s\n", mark, s.Check, s.Detail)
-				}
-			}
-			if failed > 0 {
+			if !c.reportSteps(steps, 28, nil) {
 				return errors.New("verification failed")
 			}
 			return nil
