@@ -39,10 +39,20 @@ for pkg in "${pkgs[@]}"; do
   mapfile -t names < <(printf '%s\n' "$listing" | grep -E '^Fuzz[A-Za-z0-9_]*$' || true)
   for name in "${names[@]}"; do
     log "fuzzing $pkg $name for $fuzztime"
-    if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"; then
-      log "FAILED: fuzz target $name in $pkg (crashing input, if any, is in $pkg/testdata/fuzz/$name/)"
-      exit 1
+    out=$(mktemp)
+    if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$out"; then
+      # A crash always writes its input ("Failing input written to …").
+      # Without one, "context deadline exceeded" is the fuzzing engine
+      # missing its own deadline on a loaded machine, not a finding.
+      if ! grep -q 'Failing input written to' "$out" && grep -q 'context deadline exceeded' "$out"; then
+        log "WARNING: $name in $pkg: the fuzzing engine overran its deadline (no failing input); not a finding"
+      else
+        rm -f "$out"
+        log "FAILED: fuzz target $name in $pkg (crashing input, if any, is in $pkg/testdata/fuzz/$name/)"
+        exit 1
+      fi
     fi
+    rm -f "$out"
     total=$((total + 1))
   done
 done
