@@ -363,14 +363,6 @@ func (s *Service) GateRun(ctx context.Context, e *environment.Environment, id st
 	return index(e).GetGateRun(ctx, id)
 }
 
-// Releases returns name's releases in e, newest first.
-func (s *Service) Releases(ctx context.Context, e *environment.Environment, name string) ([]registry.Release, error) {
-	if _, err := registry.ParseName(name); err != nil {
-		return nil, err
-	}
-	return index(e).ListReleases(ctx, name)
-}
-
 // commit copies, signs, attests and records the promotion.
 func (s *Service) commit(ctx context.Context, src, t *environment.Environment, rec registry.VersionRecord, manifest []byte,
 	evidence []registry.Evidence, sig gates.Signature, run registry.GateRun, by audit.Actor, reason string) (registry.Release, bool, error) {
