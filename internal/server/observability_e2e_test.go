@@ -7,9 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -43,41 +41,15 @@ const (
 
 // newLoggedStack is newStack with the server's log captured (JSON, at
 // level) and, unless signers is false, the test's preloaded signing keys.
-// It repeats newStack's configuration of the two kinds because newStack
-// discards the log.
 func newLoggedStack(t *testing.T, kind string, level slog.Level, tweak func(*config.Config), signers bool) (*stack, *logBuffer) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	if kind == "minio+postgres" {
-		cfg.Storage.Driver = "minio"
-		cfg.Storage.MinIO = config.MinIO{
-			Endpoint:     os.Getenv("STAGEGATE_TEST_MINIO_ENDPOINT"),
-			AccessKey:    os.Getenv("STAGEGATE_TEST_MINIO_ACCESS_KEY"),
-			SecretKey:    os.Getenv("STAGEGATE_TEST_MINIO_SECRET_KEY"),
-			BucketPrefix: "sg-" + randomSuffix(t) + "-",
-		}
-		cfg.Database = config.Database{Driver: "postgres", DSN: freshPostgres(t)}
-	}
-	if tweak != nil {
-		tweak(&cfg)
-	}
 	logs := &logBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
 	var opts []server.Option
 	if signers {
 		opts = append(opts, server.WithSigners(signingtest.Signers(t)))
 	}
-	srv, err := server.New(context.Background(), cfg, logger, opts...)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close()
-	})
-	return &stack{t: t, url: hs.URL, srv: srv, cfg: cfg}, logs
+	return startStack(t, stackConfig(t, kind, tweak), logger, opts...), logs
 }
 
 // scrape fetches /metrics from base without a credential and parses it.
@@ -256,28 +228,7 @@ func TestMetricsSeparateListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc, errc := make(chan string, 1), make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, func(addr string) { addrc <- addr }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("Serve did not return after cancel")
-		}
-		srv.Close()
-	})
-	var main string
-	select {
-	case addr := <-addrc:
-		main = "http://" + addr
-	case err := <-errc:
-		t.Fatalf("Serve: %v", err)
-	}
+	main := serveInBackground(t, srv)
 	logs.waitForLine(t, `"msg":"metrics listening"`)
 	var metricsAddr string
 	for _, line := range strings.Split(logs.String(), "\n") {

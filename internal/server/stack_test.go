@@ -63,6 +63,13 @@ func randomSuffix(t testing.TB) string {
 
 func newStack(t testing.TB, kind string, tweak func(*config.Config), opts ...server.Option) *stack {
 	t.Helper()
+	opts = append([]server.Option{server.WithSigners(signingtest.Signers(t))}, opts...)
+	return startStack(t, stackConfig(t, kind, tweak), slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+}
+
+// stackConfig is the configuration of one stack kind, with tweak applied.
+func stackConfig(t testing.TB, kind string, tweak func(*config.Config)) config.Config {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	if kind == "minio+postgres" {
@@ -78,8 +85,13 @@ func newStack(t testing.TB, kind string, tweak func(*config.Config), opts ...ser
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts = append([]server.Option{server.WithSigners(signingtest.Signers(t))}, opts...)
+	return cfg
+}
+
+// startStack builds a server from cfg and serves its handler on a test
+// HTTP server until the test ends.
+func startStack(t testing.TB, cfg config.Config, logger *slog.Logger, opts ...server.Option) *stack {
+	t.Helper()
 	srv, err := server.New(context.Background(), cfg, logger, opts...)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -90,6 +102,34 @@ func newStack(t testing.TB, kind string, tweak func(*config.Config), opts ...ser
 		srv.Close()
 	})
 	return &stack{t: t, url: hs.URL, srv: srv, cfg: cfg}
+}
+
+// serveInBackground runs srv.Serve on cfg.Addr until the test ends and
+// returns the bound address as a URL.
+func serveInBackground(t testing.TB, srv *server.Server) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc, errc := make(chan string, 1), make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, func(addr string) { addrc <- addr }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Error("Serve did not return after cancel")
+		}
+		srv.Close()
+	})
+	select {
+	case addr := <-addrc:
+		return "http://" + addr
+	case err := <-errc:
+		t.Fatalf("Serve: %v", err)
+	}
+	return ""
 }
 
 // freshPostgres creates a database for one test and drops it afterwards.

@@ -88,28 +88,7 @@ func newServedStack(t *testing.T) (*stack, *logBuffer) {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc, errc := make(chan string, 1), make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, func(addr string) { addrc <- addr }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("Serve did not return after cancel")
-		}
-		srv.Close()
-	})
-	select {
-	case addr := <-addrc:
-		return &stack{t: t, url: "http://" + addr, srv: srv, cfg: cfg}, logs
-	case err := <-errc:
-		t.Fatalf("Serve: %v", err)
-	}
-	return nil, nil
+	return &stack{t: t, url: serveInBackground(t, srv), srv: srv, cfg: cfg}, logs
 }
 
 func dial(t *testing.T, s *stack) net.Conn {
