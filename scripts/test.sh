@@ -39,14 +39,25 @@ wait_for() { # wait_for SECONDS CMD...
 }
 
 # --- tools ---------------------------------------------------------------
-if [[ ! -x "$GOBIN_DIR/minio" ]]; then
-  log "installing MinIO server $MINIO_VERSION (first time only, a few minutes)"
-  (cd /tmp && go install "github.com/minio/minio@$MINIO_VERSION")
-fi
-if [[ ! -x "$GOBIN_DIR/cosign" ]]; then
-  log "installing cosign CLI $COSIGN_VERSION (first time only)"
-  (cd /tmp && go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION")
-fi
+# Each peer tool is built once with `go install` at a pinned version and
+# cached in the Go bin dir. Missing tools build in parallel (the first run on
+# an empty machine spends most of its time here); install_tool only starts a
+# build, wait_tools waits for all of them.
+tool_pids=()
+install_tool() { # install_tool BINARY MODULE@VERSION
+  [[ -x "$GOBIN_DIR/$1" ]] && return
+  log "installing $2 (first time only)"
+  (cd /tmp && go install "$2") &
+  tool_pids+=("$!")
+}
+wait_tools() {
+  local pid
+  for pid in "${tool_pids[@]}"; do wait "$pid" || { log "a tool failed to install"; exit 1; }; done
+  tool_pids=()
+}
+install_tool minio "github.com/minio/minio@$MINIO_VERSION"
+install_tool cosign "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+wait_tools
 export STAGEGATE_TEST_COSIGN="$GOBIN_DIR/cosign"
 
 # --- MinIO ---------------------------------------------------------------
