@@ -83,6 +83,9 @@ type Release struct {
 	// TriggeredBy names what asked for a rollback when it was not a person,
 	// e.g. "alertmanager:<fingerprint>"; "" otherwise.
 	TriggeredBy string `json:"triggeredBy,omitempty"`
+	// Forced is true for a rollback an admin forced past the environment's
+	// freeze windows (rollback --force).
+	Forced bool `json:"forced,omitempty"`
 }
 
 // GateRun is one stored evaluation of a policy for a promotion (or a dry

@@ -52,6 +52,9 @@ type AlertResult struct {
 	Code        string            `json:"code,omitempty"` // error code of a refusal
 	Release     *registry.Release `json:"release,omitempty"`
 	GateRunID   string            `json:"gateRunId,omitempty"`
+	// Report is the rollback's gate report when its gates ran, for the
+	// caller's metrics; the response carries GateRunID instead.
+	Report *gates.Report `json:"-"`
 }
 
 // HandleAlerts acts on a notification (alertmanager.Parse) in e: each firing alert labelled
@@ -117,6 +120,7 @@ func (s *Service) handleAlert(ctx context.Context, e *environment.Environment, b
 				r.GateRunID = id
 			}
 			if rep, ok := d["report"].(gates.Report); ok {
+				r.Report = &rep
 				for _, f := range rep.Failures() {
 					r.Detail += "; " + f.Check + ": " + f.Reason
 				}
@@ -171,7 +175,7 @@ func (s *Service) handleAlert(ctx context.Context, e *environment.Environment, b
 		refuse(err)
 		return
 	}
-	r.Release = res.Release
+	r.Release, r.Report = res.Release, res.Report
 	if res.GateRun != nil {
 		r.GateRunID = res.GateRun.ID
 	}

@@ -222,7 +222,7 @@ func (s *Service) Rollback(ctx context.Context, e *environment.Environment, by a
 	release := registry.Release{
 		Environment: e.Name(), Name: name, Version: target, ManifestDigest: rec.ManifestDigest,
 		Action: registry.ReleaseRollback, Actor: by.Name, Reason: req.Reason, GateRunID: run.ID,
-		CreatedAt: now, TriggeredBy: req.TriggeredBy,
+		CreatedAt: now, TriggeredBy: req.TriggeredBy, Forced: forced,
 	}
 	event := by.Event(e.Name(), ActionRollback, name+"@"+target, audit.Success)
 	event.Time = now

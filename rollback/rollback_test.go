@@ -334,6 +334,9 @@ func TestRollbackGates(t *testing.T) {
 				if err != nil || res.Outcome != rollback.RolledBack {
 					t.Fatalf("rollback: %+v %v", res, err)
 				}
+				if res.Release.Forced != req.Force {
+					t.Errorf("release forced = %v, want %v", res.Release.Forced, req.Force)
+				}
 				if req.Force {
 					ev, _ := f.env("staging").Metadata().QueryAudit(context.Background(), audit.Filter{Action: rollback.ActionRollback})
 					if len(ev) != 1 || ev[0].Details["forced"] != "true" {

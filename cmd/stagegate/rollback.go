@@ -136,7 +136,7 @@ func (c *cli) statusCommand() *cobra.Command {
 			fmt.Fprintf(c.stdout, "%s at %s\n", env, st.At.Format(time.RFC3339))
 			t := newTable(c.stdout, "NAME", "VERSION", "RELEASE", "ACTION", "BY", "SINCE", "GATE RUN", "REASON")
 			for _, r := range st.Releases {
-				t.row(r.Name, r.Version, strconv.FormatInt(r.Number, 10), r.Action, r.Actor, r.CreatedAt.Format(time.RFC3339), r.GateRunID, oneLine(r.Reason))
+				t.row(r.Name, r.Version, strconv.FormatInt(r.Number, 10), releaseAction(r), r.Actor, r.CreatedAt.Format(time.RFC3339), r.GateRunID, oneLine(r.Reason))
 			}
 			return t.flush()
 		},
@@ -146,6 +146,15 @@ func (c *cli) statusCommand() *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "only this name")
 	c.addClientFlags(cmd, true)
 	return cmd
+}
+
+// releaseAction is a release's action as the tables print it: a rollback
+// an admin forced past the freeze windows says so.
+func releaseAction(r registry.Release) string {
+	if r.Forced {
+		return r.Action + " (forced)"
+	}
+	return r.Action
 }
 
 func (c *cli) historyCommand() *cobra.Command {
@@ -180,7 +189,7 @@ func (c *cli) historyCommand() *cobra.Command {
 				if r.Action == registry.ReleaseRollback && r.TriggeredBy != "" {
 					from = r.TriggeredBy
 				}
-				t.row(strconv.FormatInt(r.Number, 10), r.Version, r.Action, from, r.Actor, r.CreatedAt.Format(time.RFC3339), r.GateRunID, oneLine(r.Reason))
+				t.row(strconv.FormatInt(r.Number, 10), r.Version, releaseAction(r), from, r.Actor, r.CreatedAt.Format(time.RFC3339), r.GateRunID, oneLine(r.Reason))
 			}
 			if err := t.flush(); err != nil {
 				return err

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stagegate/stagegate/registry"
 )
 
 // TestCLIRollbackExitCodes: a rollback exits 0 when done (or nothing was to
@@ -124,5 +126,20 @@ func TestCLIRollbackExitCodes(t *testing.T) {
 	}
 	if code, _, _ = runCLI(t, reader, "status", "--env", "staging", "--at", "last tuesday"); code != exitUsage {
 		t.Fatalf("status with a bad --at: exit %d, want %d", code, exitUsage)
+	}
+}
+
+func TestReleaseAction(t *testing.T) {
+	for _, tc := range []struct {
+		r    registry.Release
+		want string
+	}{
+		{registry.Release{Action: registry.ReleasePromotion}, "promotion"},
+		{registry.Release{Action: registry.ReleaseRollback}, "rollback"},
+		{registry.Release{Action: registry.ReleaseRollback, Forced: true}, "rollback (forced)"},
+	} {
+		if got := releaseAction(tc.r); got != tc.want {
+			t.Errorf("releaseAction(%+v) = %q, want %q", tc.r, got, tc.want)
+		}
 	}
 }

@@ -42,6 +42,9 @@ func (a *API) rollback(c *gin.Context, req *request) error {
 		Name: body.Name, Version: body.Version, Reason: body.Reason, DryRun: body.DryRun,
 		Force: body.Force, MayForce: req.principal.Role == auth.RoleAdmin,
 	})
+	// As for promotions: a refused rollback's report is what an operator
+	// watches.
+	a.observeReport(req.env, res.Report)
 	if err != nil {
 		return err
 	}
@@ -142,6 +145,7 @@ func (a *API) alertmanagerHook(c *gin.Context) {
 		out.Alerts[i] = api.AlertOutcome{Fingerprint: r.Fingerprint, AlertName: r.AlertName, Status: r.Status, Artifact: r.Artifact,
 			Outcome: string(r.Outcome), Detail: r.Detail, Code: r.Code, Release: r.Release, GateRunID: r.GateRunID}
 		counts[string(r.Outcome)]++
+		a.observeAlert(env, r)
 	}
 	ev := req.actor.Event(env.Name(), req.action, req.target, audit.Success)
 	ev.Details = map[string]string{"groupKey": truncate(w.GroupKey, 300), "status": truncate(w.Status, 20)}
@@ -150,6 +154,29 @@ func (a *API) alertmanagerHook(c *gin.Context) {
 	}
 	a.record(c, env, ev)
 	c.JSON(http.StatusOK, out)
+}
+
+// observeAlert counts one alert as the artifact.rollback action it is
+// audited as (rollback.Service.HandleAlerts), so that the actions metric
+// and the gate metrics see alert-triggered rollbacks like manual ones:
+// success (rolled back, already rolled back, or skipped by a guard), denied
+// when refused, failed when the refusal was an internal error, as a manual
+// rollback's 5xx is. Alerts that are resolved or name no artifact are no
+// rollback and are not counted.
+func (a *API) observeAlert(env *environment.Environment, r rollback.AlertResult) {
+	if r.Artifact == "" || r.Outcome == rollback.AlertIgnored {
+		return
+	}
+	a.observeReport(env, r.Report)
+	outcome := audit.Success
+	switch {
+	case r.Outcome != rollback.AlertRefused:
+	case r.Code == registry.CodeInternal.Name:
+		outcome = audit.Failed
+	default:
+		outcome = audit.Denied
+	}
+	a.Observer.ObserveAction(env.Name(), rollback.ActionRollback, outcome, r.Code)
 }
 
 // hookSecretMatches compares the bearer token with env's configured hook

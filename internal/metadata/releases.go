@@ -11,7 +11,7 @@ import (
 )
 
 const releaseColumns = `id, environment, name, version, manifest_digest, action, source,
-	previous_id, actor, reason, gate_run_id, created_at, number, triggered_by`
+	previous_id, actor, reason, gate_run_id, created_at, number, triggered_by, forced`
 
 // CurrentRelease returns the release of name that e's environment serves:
 // its newest (highest id). Returns a NotFound error (code not_found) when
@@ -50,7 +50,7 @@ func scanRelease(sc scanner) (registry.Release, error) {
 		previous          sql.NullInt64
 	)
 	if err := sc.Scan(&r.ID, &r.Environment, &r.Name, &r.Version, &manifest, &r.Action, &r.Source,
-		&previous, &r.Actor, &r.Reason, &r.GateRunID, &created, &r.Number, &r.TriggeredBy); err != nil {
+		&previous, &r.Actor, &r.Reason, &r.GateRunID, &created, &r.Number, &r.TriggeredBy, &r.Forced); err != nil {
 		return registry.Release{}, err
 	}
 	r.PreviousID = previous.Int64
@@ -213,12 +213,12 @@ func insertRelease(ctx context.Context, tx querier, rel *registry.Release) (bool
 	}
 	var id int64
 	err = tx.QueryRowContext(ctx, `INSERT INTO releases (environment, name, version, manifest_digest,
-			action, source, previous_id, actor, reason, gate_run_id, created_at, number, triggered_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			action, source, previous_id, actor, reason, gate_run_id, created_at, number, triggered_by, forced)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		ON CONFLICT (environment, name, version) WHERE action = 'promotion' DO NOTHING
 		RETURNING id`,
 		rel.Environment, rel.Name, rel.Version, rel.ManifestDigest.String(), rel.Action, rel.Source, previous,
-		rel.Actor, rel.Reason, rel.GateRunID, formatTime(rel.CreatedAt), number, rel.TriggeredBy).Scan(&id)
+		rel.Actor, rel.Reason, rel.GateRunID, formatTime(rel.CreatedAt), number, rel.TriggeredBy, rel.Forced).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil // ON CONFLICT: returned nothing
 	}

@@ -113,21 +113,69 @@ func (e *Env) PageReleases(ctx context.Context, name string, p registry.ReleaseP
 // released after at are absent. Sorted by name; an empty, non-nil slice
 // when there are none.
 func (e *Env) ReleasesAt(ctx context.Context, at time.Time, name string) ([]registry.Release, error) {
-	// Releases of a name are appended in chain order with non-decreasing
-	// CreatedAt (insertRelease), so the highest id at or before at is the
-	// one that was current. The inner query walks releases_env_name_id.
-	query := `SELECT ` + releaseColumns + ` FROM releases WHERE environment = $1 AND id IN (
-		SELECT MAX(id) FROM releases WHERE environment = $2 AND created_at <= $3%s GROUP BY name)
-		ORDER BY name`
-	args := []any{e.env, e.env, formatTime(normTime(at))}
-	filter := ""
-	if name != "" {
-		args = append(args, name)
-		filter = ` AND name = $4`
+	query, args := releasesAtAllSQLite, []any{e.env, formatTime(normTime(at))}
+	switch {
+	case name != "":
+		query, args = releaseAtOne, append(args, name)
+	case e.s.driver == DriverPostgres:
+		query = releasesAtAllPostgres
 	}
-	rows, err := e.s.rdb.QueryContext(ctx, fmt.Sprintf(query, filter), args...)
+	rows, err := e.s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, dbError("releases at", err)
 	}
 	return collect(rows, "releases at", scanRelease)
 }
+
+// The release of a name current at $2 is its newest created at or before
+// $2: releases of a name are appended in chain order with non-decreasing
+// CreatedAt (insertRelease clamps a late writer's time to its
+// predecessor's), and number breaks the ties that clamping makes. One
+// probe of releases_env_name_time finds it.
+const releaseAtOne = `SELECT ` + releaseColumns + ` FROM releases
+	WHERE environment = $1 AND name = $3 AND created_at <= $2
+	ORDER BY created_at DESC, number DESC LIMIT 1`
+
+// releasesAtAll… is that probe for every name, by driver: the names come
+// from releases_first, the first release (number 1) of each name, which
+// the migrations keep in a partial index of one entry per name; then one
+// probe of releases_env_name_time per name, as a LATERAL join on
+// PostgreSQL and a correlated subquery on SQLite, which has no LATERAL.
+// A GROUP BY over the environment's releases read all of them up to at
+// instead. At 100,000 releases over 1,000 names (bench_test.go), backend
+// CPU per call on PostgreSQL: 32 ms for the GROUP BY, 24 ms with the names
+// from a recursive skip scan of releases_env_name_id (1,000 more probes),
+// 11 ms this way. PostgreSQL (EXPLAIN ANALYZE, on a loaded machine):
+//
+//	Nested Loop (actual rows=1000 loops=1)
+//	  ->  Index Only Scan using releases_first on releases f (actual rows=1000 loops=1)
+//	        Index Cond: ((environment = 'prod') AND (created_at <= '2025-06-01T00:00:00.000000Z'))
+//	        Heap Fetches: 0
+//	  ->  Memoize (actual rows=1 loops=1000)
+//	        ->  Limit (actual rows=1 loops=1000)
+//	              ->  Index Scan Backward using releases_env_name_time on releases (actual rows=1 loops=1000)
+//	                    Index Cond: ((environment = 'prod') AND (name = f.name) AND (created_at <= '2025-06-01T00:00:00.000000Z'))
+//	Execution Time: 43.557 ms
+//
+// SQLite (EXPLAIN QUERY PLAN):
+//
+//	SEARCH releases USING INTEGER PRIMARY KEY (rowid=?)
+//	LIST SUBQUERY 2
+//	SEARCH f USING COVERING INDEX releases_first (environment=?)
+//	CORRELATED SCALAR SUBQUERY 1
+//	SEARCH r USING COVERING INDEX releases_env_name_time (environment=? AND name=? AND created_at<?)
+//	USE TEMP B-TREE FOR ORDER BY
+const (
+	releasesAtAllPostgres = `SELECT r.* FROM releases AS f CROSS JOIN LATERAL (
+			SELECT ` + releaseColumns + ` FROM releases
+			WHERE environment = $1 AND name = f.name AND created_at <= $2
+			ORDER BY created_at DESC, number DESC LIMIT 1) AS r
+		WHERE f.environment = $1 AND f.number = 1 AND f.created_at <= $2
+		ORDER BY f.name`
+	releasesAtAllSQLite = `SELECT ` + releaseColumns + ` FROM releases WHERE id IN (
+			SELECT (SELECT id FROM releases AS r
+				WHERE r.environment = $1 AND r.name = f.name AND r.created_at <= $2
+				ORDER BY r.created_at DESC, r.number DESC LIMIT 1)
+			FROM releases AS f WHERE f.environment = $1 AND f.number = 1 AND f.created_at <= $2)
+		ORDER BY name`
+)

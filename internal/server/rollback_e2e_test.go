@@ -23,6 +23,7 @@ import (
 	"github.com/stagegate/stagegate/client"
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/internal/config"
+	"github.com/stagegate/stagegate/internal/metrics"
 	"github.com/stagegate/stagegate/internal/server"
 	"github.com/stagegate/stagegate/internal/signing"
 	"github.com/stagegate/stagegate/registry"
@@ -234,10 +235,26 @@ func TestRollbackEndToEnd(t *testing.T) {
 				t.Errorf("at=yesterday: %v %s", err, body)
 			}
 
+			// An admin forces a rollback past the freeze windows: the release
+			// says so, as the audit event does.
+			clock.Advance(time.Minute)
+			admin := s.client(s.key("staging", auth.RoleAdmin))
+			forced, err := admin.Rollback(ctx, "staging", client.RollbackRequest{Name: "fraud-detector", Version: "1.1.0", Reason: "hotfix", Force: true})
+			if err != nil || forced.Outcome != api.RollbackDone || forced.Release.Number != 4 || !forced.Release.Forced {
+				t.Fatalf("forced rollback: %+v %v", forced, err)
+			}
+			if p, err := reader.History(ctx, "staging", "fraud-detector", 0, 0); err != nil || !p.Releases[0].Forced || p.Releases[1].Forced {
+				t.Fatalf("history after a forced rollback: %+v %v", p, err)
+			}
+			resp, body, err = rawRequest(t, http.MethodGet, s.url+"/v1/environments/staging/artifacts/fraud-detector/-/releases?limit=2", readerToken, nil)
+			if err != nil || resp.StatusCode != http.StatusOK || strings.Count(string(body), `"forced":true`) != 1 {
+				t.Errorf("release JSON: %v %s, want one \"forced\":true", err, body)
+			}
+
 			// A blob overwritten in storage: the rollback to that version fails
 			// its integrity gate, naming the file.
-			overwriteBlob(t, s, "staging", digests["1.1.0"], []byte("not the weights that were released"))
-			_, err = promoter.Rollback(ctx, "staging", client.RollbackRequest{Name: "fraud-detector", Version: "1.1.0", Reason: "r"})
+			overwriteBlob(t, s, "staging", digests["1.0.0"], []byte("not the weights that were released"))
+			_, err = promoter.Rollback(ctx, "staging", client.RollbackRequest{Name: "fraud-detector", Version: "1.0.0", Reason: "r"})
 			gf := gateFailure(t, err)
 			failed := failedChecks(gf.Report)
 			if reason, ok := failed["digest-integrity"]; !ok || len(failed) != 1 || !strings.Contains(reason, "model.bin") {
@@ -253,14 +270,34 @@ func TestRollbackEndToEnd(t *testing.T) {
 			for i := len(events) - 1; i >= 0; i-- {
 				e := events[i]
 				if strings.HasPrefix(e.Action, "artifact.rollback") || e.Action == "artifact.promote" || e.ErrorCode == registry.CodeForbidden.Name {
-					steps = append(steps, e.Action+":"+string(e.Outcome)+":"+e.ErrorCode)
+					steps = append(steps, e.Action+":"+string(e.Outcome)+":"+e.ErrorCode+e.Details["forced"])
 				}
 			}
 			want := []string{"artifact.promote:success:", "artifact.promote:success:", "artifact.rollback:denied:not_eligible",
 				"artifact.rollback:denied:invalid_request", "authorize:denied:forbidden", "artifact.rollback:denied:forbidden",
-				"artifact.rollback.dry_run:success:", "artifact.rollback:success:", "artifact.rollback:success:", "artifact.rollback:denied:gate_failed"}
+				"artifact.rollback.dry_run:success:", "artifact.rollback:success:", "artifact.rollback:success:",
+				"artifact.rollback:success:true", "artifact.rollback:denied:gate_failed"}
 			if fmt.Sprint(steps) != fmt.Sprint(want) {
 				t.Errorf("audit steps\n got %v\nwant %v", steps, want)
+			}
+
+			// The metrics count rollbacks and their gate checks as they do
+			// promotions': four gate runs (the dry run, two rollbacks, the
+			// refused one), the idempotent repeat none.
+			fams := scrape(t, s.url)
+			for _, m := range []struct {
+				name, family string
+				labels       map[string]string
+				want         float64
+			}{
+				{"rollbacks", metrics.Actions, map[string]string{"environment": "staging", "action": rollback.ActionRollback, "outcome": "success"}, 3},
+				{"refused rollbacks", metrics.Actions, map[string]string{"environment": "staging", "action": rollback.ActionRollback, "outcome": "denied", "code": registry.CodeGateFailed.Name}, 1},
+				{"signature checks", metrics.GateCheckDuration, map[string]string{"environment": "staging", "check": "environment-signature", "result": "passed"}, 4},
+				{"failed integrity checks", metrics.GateCheckDuration, map[string]string{"environment": "staging", "check": "digest-integrity", "result": "failed"}, 1},
+			} {
+				if got := sample(fams, m.family, m.labels); got != m.want {
+					t.Errorf("%s: %s%v = %v, want %v", m.name, m.family, m.labels, got, m.want)
+				}
 			}
 		})
 	}
@@ -370,6 +407,18 @@ func TestAlertmanagerHook(t *testing.T) {
 			denied, err := promoter.Audit(ctx, "staging", url.Values{"action": {audit.ActionAuthenticate}})
 			if err != nil || len(denied) < 3 {
 				t.Errorf("refused hook calls are not audited: %+v %v", denied, err)
+			}
+
+			// Counted as the manual rollbacks are: the rollback and the
+			// repeat, and the one gate run.
+			fams := scrape(t, s.url)
+			rollbacks := map[string]string{"environment": "staging", "action": rollback.ActionRollback, "outcome": "success"}
+			if got := sample(fams, metrics.Actions, rollbacks); got != 2 {
+				t.Errorf("alert rollbacks counted %v, want 2", got)
+			}
+			signature := map[string]string{"environment": "staging", "check": "environment-signature", "result": "passed"}
+			if got := sample(fams, metrics.GateCheckDuration, signature); got != 1 {
+				t.Errorf("alert rollback gate checks counted %v, want 1", got)
 			}
 		})
 	}

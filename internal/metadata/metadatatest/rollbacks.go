@@ -84,9 +84,12 @@ func testRollbackChain(t *testing.T, s *metadata.Store) {
 		t.Errorf("repeat returns the current release (-want +got):\n%s", diff)
 	}
 
-	// A rollback to 1.1.0 (released before) appends release 4.
-	r4, created, err := prod.CommitRollback(ctx, rollback("prod", "a", "1.1.0", 2, base.Add(4*time.Minute)))
-	if err != nil || !created || r4.Number != 4 || r4.PreviousID != r3.ID {
+	// A rollback to 1.1.0 (released before) appends release 4, forced by
+	// an admin past a freeze window: the release row keeps that.
+	forced := rollback("prod", "a", "1.1.0", 2, base.Add(4*time.Minute))
+	forced.Release.Forced = true
+	r4, created, err := prod.CommitRollback(ctx, forced)
+	if err != nil || !created || r4.Number != 4 || r4.PreviousID != r3.ID || !r4.Forced {
 		t.Fatalf("second rollback = %+v, created %v, %v; want release 4 after %d", r4, created, err, r3.ID)
 	}
 	list, err := prod.ListReleases(ctx, "a")
@@ -253,6 +256,13 @@ func testReleaseTimesFollowTheChain(t *testing.T, s *metadata.Store) {
 	}
 	if !r2.CreatedAt.Equal(r1.CreatedAt) {
 		t.Errorf("later release dated %s, before the release it supersedes (%s)", r2.CreatedAt, r1.CreatedAt)
+	}
+	// Two releases of one instant: the later in the chain was current then.
+	for _, only := range []string{"a", ""} {
+		got, err := prod.ReleasesAt(context.Background(), r1.CreatedAt, only)
+		if err != nil || len(got) != 1 || got[0].ID != r2.ID {
+			t.Errorf("ReleasesAt(%s, %q) = %+v, %v; want release %d only", r1.CreatedAt, only, got, err, r2.ID)
+		}
 	}
 }
 
