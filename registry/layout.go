@@ -24,6 +24,11 @@ import (
 //	                                                  DSSE envelope of the gate results of a rollback
 //	                                                  to the manifest, one per rollback (create-once)
 //
+// Maintenance on the server host (`stagegate scrub`, never a request) adds
+// one family beside the tree: scrub/sha256/<hex> marks blobs/sha256/<hex> as
+// failing verification; the next verified upload of those bytes replaces
+// the blob and removes the mark (CorruptMarkKey).
+//
 // Names may contain '/'; the segment "-", never a valid name segment, ends
 // a name, so "x@1.0.0" and a name "x/1.0.0" cannot collide and no key is
 // also a prefix of another. Key ids contain ':' (sha256:…), which keys
@@ -56,5 +61,9 @@ func AttestationKey(manifest v1.Hash, keyID string) string {
 func RollbackAttestationKey(manifest v1.Hash, keyID, gateRunID string) string {
 	return "attestations/sha256/" + manifest.Hex + "/" + keySegment(keyID) + "/rollback-" + gateRunID + ".json"
 }
+
+// CorruptMarkKey is the key of scrub's mark on the blob dgst, whose stored
+// bytes failed verification.
+func CorruptMarkKey(dgst v1.Hash) string { return "scrub/" + dgst.Algorithm + "/" + dgst.Hex }
 
 func keySegment(keyID string) string { return strings.ReplaceAll(keyID, ":", "-") }

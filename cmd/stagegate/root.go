@@ -64,6 +64,9 @@ func (c *cli) rootCommand() *cobra.Command {
 	root.AddCommand(c.rollbackCommand(), c.statusCommand(), c.gateRunCommand())
 	root.AddCommand(c.healthcheckCommand())
 	root.AddCommand(c.ciCommand())
+	root.AddCommand(c.gcCommand())
+	root.AddCommand(c.scrubCommand())
+	root.AddCommand(c.reindexCommand())
 	return root
 }
 

@@ -9,6 +9,7 @@ package blob
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/stagegate/stagegate/registry"
 )
@@ -27,6 +28,9 @@ var (
 type Info struct {
 	Key  string
 	Size int64
+	// ModTime is when the object was written; set by Lister (gc's grace
+	// period reads it), zero where a driver does not report it.
+	ModTime time.Time
 }
 
 // Driver is one bucket of one environment.

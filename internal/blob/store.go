@@ -56,18 +56,58 @@ func checkDigest(dgst v1.Hash) error {
 // visible and the error wraps ErrDigestMismatch. created is false when the
 // blob was already stored: the key is derived from the content, so the bytes
 // are the same, and r is then not read at all (or only partly, when another
-// writer won a race).
+// writer won a race) unless the blob is small (SmallBlobSize), when r is
+// read and verified first and the create-once write finds it stored.
 func (s *Store) PutBlob(ctx context.Context, dgst v1.Hash, r io.Reader, size int64) (created bool, err error) {
 	if err := checkDigest(dgst); err != nil {
 		return false, err
 	}
+	if size >= 0 && size <= SmallBlobSize {
+		return s.putSmall(ctx, dgst, r, size)
+	}
 	key := BlobKey(dgst)
 	if info, err := s.d.Stat(ctx, key); err == nil {
+		if s.suspect(ctx, dgst, info.Size, size) {
+			// The stored blob may be corrupt (repair.go): verified bytes replace it.
+			err := s.replace(ctx, dgst, r, size)
+			return err == nil, err
+		}
 		return false, sameSize(dgst, info.Size, size)
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
 	}
 	return s.putVerified(ctx, dgst, r, size)
+}
+
+// SmallBlobSize is the largest blob PutBlob writes without asking first
+// whether it is stored: below it, the existence check (a storage round
+// trip) costs more than sending the bytes, and the create-once write
+// answers the question anyway.
+const SmallBlobSize = 1 << 20
+
+// putSmall is PutBlob for a blob of known size up to SmallBlobSize: read
+// and verified in memory, then written with the driver's create-once Put.
+// ErrExists means the blob is already stored; only then is it looked at
+// (size check, and the repair of a suspect blob with the verified bytes).
+func (s *Store) putSmall(ctx context.Context, dgst v1.Hash, r io.Reader, size int64) (bool, error) {
+	// One byte more than size, so that a longer body fails verification.
+	data, err := io.ReadAll(newVerifier(io.LimitReader(r, size+1), dgst, size))
+	if err != nil {
+		return false, err
+	}
+	err = s.d.Put(ctx, BlobKey(dgst), bytes.NewReader(data), size)
+	if !errors.Is(err, ErrExists) {
+		return err == nil, err
+	}
+	info, err := s.d.Stat(ctx, BlobKey(dgst))
+	if err != nil {
+		return false, err
+	}
+	if s.suspect(ctx, dgst, info.Size, size) {
+		err := s.replace(ctx, dgst, bytes.NewReader(data), size)
+		return err == nil, err
+	}
+	return false, sameSize(dgst, info.Size, size)
 }
 
 // putVerified is PutBlob after the existence check: it streams r through a

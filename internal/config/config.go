@@ -49,6 +49,8 @@ type Environment struct {
 	Policy string `yaml:"policy"`
 	// Hooks configures the webhooks the environment accepts (Alertmanager).
 	Hooks Hooks `yaml:"hooks"`
+	// Retention makes the environment's MinIO bucket WORM (retention.go).
+	Retention *Retention `yaml:"retention"`
 }
 
 // DefaultPasswordEnv names the variable holding key passwords when an
@@ -353,6 +355,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("storage.driver %q: want filesystem or minio", c.Storage.Driver))
 	}
+	errs = append(errs, c.validateRetention()...)
 	switch c.Database.Driver {
 	case "sqlite":
 		if c.Database.DSN == "" && c.DataDir == "" {

@@ -50,6 +50,9 @@ func TestDomainIsolation(t *testing.T) {
 		{"api", adapters},
 		{"ci", adapters},
 		{"client", adapters},
+		// Storage hygiene works through the blob and metadata contracts.
+		{"internal/hygiene", adapters},
+		{"oci", adapters},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

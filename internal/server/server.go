@@ -192,6 +192,9 @@ func openDriver(ctx context.Context, cfg config.Config, e config.Environment) (b
 		if e.MinIO != nil {
 			mc.AccessKey, mc.SecretKey = e.MinIO.AccessKey, e.MinIO.SecretKey
 		}
+		if r := e.Retention; r != nil {
+			mc.Retention = &blobminio.Retention{Mode: r.Mode, Days: uint(r.Days)}
+		}
 		return blobminio.New(ctx, mc)
 	}
 	return nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)

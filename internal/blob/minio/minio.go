@@ -86,6 +86,9 @@ type Config struct {
 	// Concurrency is how many parts of one upload are in flight (0:
 	// DefaultConcurrency).
 	Concurrency int
+	// Retention, when set, makes the bucket WORM (retention.go): it is
+	// created with object lock and a default retention rule.
+	Retention *Retention
 }
 
 // Driver stores each key as an object of one bucket.
@@ -101,6 +104,10 @@ type Driver struct {
 	// copyPartSize is the range of one UploadPartCopy request; a field so
 	// tests can force many parts on small objects.
 	copyPartSize int64
+
+	// locked is set when the bucket has object lock (Retention): objects
+	// then have versions, and Delete must name the version to free space.
+	locked bool
 }
 
 // server is what decides whether one request can read a bucket of one
@@ -154,12 +161,12 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("minio: bucket %q: %w", cfg.Bucket, err)
 	}
 	if ok {
-		return d, nil
+		return d, d.applyRetention(ctx, cfg.Retention)
 	}
 	if !cfg.CreateBucket {
 		return nil, fmt.Errorf("minio: bucket %q: %w", cfg.Bucket, blob.ErrNotFound)
 	}
-	err = core.MakeBucket(ctx, cfg.Bucket, miniogo.MakeBucketOptions{Region: cfg.Region})
+	err = core.MakeBucket(ctx, cfg.Bucket, miniogo.MakeBucketOptions{Region: cfg.Region, ObjectLocking: cfg.Retention != nil})
 	if code := miniogo.ToErrorResponse(err).Code; code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" {
 		// Another replica created it first.
 		err = nil
@@ -167,7 +174,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("minio: create bucket %q: %w", cfg.Bucket, err)
 	}
-	return d, nil
+	return d, d.applyRetention(ctx, cfg.Retention)
 }
 
 // createOnce returns options that make MinIO refuse to replace an object.
@@ -179,6 +186,11 @@ func createOnce() miniogo.PutObjectOptions {
 
 // Put implements blob.Driver.
 func (d *Driver) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	return d.put(ctx, key, r, size, false)
+}
+
+// put is Put, or Replace when replace is set.
+func (d *Driver) put(ctx context.Context, key string, r io.Reader, size int64, replace bool) error {
 	if err := blob.CheckKey(key); err != nil {
 		return err
 	}
@@ -187,7 +199,7 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, size int64) e
 		// Grow parts for huge known sizes, in whole MiB, to stay within 10000.
 		partSize = ((size+maxParts-1)/maxParts + 1<<20 - 1) &^ (1<<20 - 1)
 	}
-	u := &upload{d: d, key: key, r: r, size: size, partSize: partSize}
+	u := &upload{d: d, key: key, r: r, size: size, partSize: partSize, replace: replace}
 	if err := u.run(ctx); err != nil {
 		return fmt.Errorf("minio: put %q: %w", key, err)
 	}
@@ -202,6 +214,16 @@ type upload struct {
 	size     int64
 	partSize int64
 	read     int64 // bytes read from r so far
+	// replace drops the create-once condition (Replace, repair only).
+	replace bool
+}
+
+// opts are the write options of this upload: create-once unless replacing.
+func (u *upload) opts() miniogo.PutObjectOptions {
+	if u.replace {
+		return miniogo.PutObjectOptions{ContentType: "application/octet-stream"}
+	}
+	return createOnce()
 }
 
 // fill reads from r until buf is full or r ends. eof reports that r
@@ -274,7 +296,7 @@ func (u *upload) readFirst(ctx context.Context) (buf []byte, eof bool, err error
 
 // single sends a body that fits in one part as one conditional PUT.
 func (u *upload) single(ctx context.Context, data []byte) error {
-	_, err := u.d.core.PutObject(ctx, u.d.bucket, u.key, bytes.NewReader(data), int64(len(data)), "", "", createOnce())
+	_, err := u.d.core.PutObject(ctx, u.d.bucket, u.key, bytes.NewReader(data), int64(len(data)), "", "", u.opts())
 	return mapErr(err)
 }
 
@@ -284,7 +306,7 @@ func (u *upload) single(ctx context.Context, data []byte) error {
 func (u *upload) multipart(ctx context.Context, first []byte, n int) (err error) {
 	d := u.d
 	// Fails fast with PreconditionFailed when the key already exists.
-	id, err := d.core.NewMultipartUpload(ctx, d.bucket, u.key, createOnce())
+	id, err := d.core.NewMultipartUpload(ctx, d.bucket, u.key, u.opts())
 	if err != nil {
 		return mapErr(err)
 	}
@@ -381,7 +403,7 @@ func (u *upload) multipart(ctx context.Context, first []byte, n int) (err error)
 	// The condition must be repeated here: this is where MinIO publishes
 	// the object, and a concurrent upload may have published it since
 	// NewMultipartUpload.
-	if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, u.key, id, parts, createOnce()); err != nil {
+	if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, u.key, id, parts, u.opts()); err != nil {
 		return mapErr(err)
 	}
 	return nil

@@ -1,0 +1,49 @@
+package hygiene
+
+import (
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stagegate/stagegate/registry"
+)
+
+// FuzzClassify: bucket keys come from a listing that anything with write
+// access to the bucket can influence. Whatever the key, classify must not
+// panic, and a key it attributes to a family must be exactly the key the
+// layout builds for that family, so gc never mistakes a foreign object for
+// one of its own (nor the other way round).
+func FuzzClassify(f *testing.F) {
+	hex := strings.Repeat("ab", 32)
+	for _, k := range []string{
+		"blobs/sha256/" + hex, "scrub/sha256/" + hex, "signatures/sha256/" + hex + "/sha256-" + hex,
+		"attestations/sha256/" + hex + "/sha256-" + hex + ".json", "refs/team/a/-/1.0.0", "refs/a/-/-/1.0.0",
+		"refs/-/1.0.0", "blobs/sha256/" + hex + "/x", "misc", "", "refs/a/-/1.0.0/x",
+	} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		fam, h := classify(key)
+		dgst := v1.Hash{Algorithm: "sha256", Hex: h}
+		switch fam {
+		case famBlob:
+			if registry.BlobKey(dgst) != key {
+				t.Fatalf("%q classified as blob %s", key, h)
+			}
+		case famScrubMark:
+			if registry.CorruptMarkKey(dgst) != key {
+				t.Fatalf("%q classified as scrub mark of %s", key, h)
+			}
+		case famSignature, famAttestation:
+			if !isHex(h) || !strings.Contains(key, "/sha256/"+h+"/") {
+				t.Fatalf("%q classified as %s of %s", key, fam, h)
+			}
+		case famRef:
+			name, version, ok := parseRefKey(key)
+			if !ok || registry.RefKey(name, version) != key {
+				t.Fatalf("%q classified as a ref of %q@%q", key, name, version)
+			}
+		}
+	})
+}
