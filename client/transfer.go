@@ -124,36 +124,95 @@ const hashProgressMin = 64 << 20
 
 // Push hashes files, uploads the blobs the server lacks (each streamed once,
 // straight to its content-addressed key), then publishes name@version.
+//
+// Files are hashed in order by one goroutine while the files before them
+// upload, so that a sharded model costs the hashing of its first shard
+// plus its uploads, not the sum of both. Only the first file's hashing is
+// shown on opts.Transfer: the others run while an upload is drawn.
 func (c *Client) Push(ctx context.Context, env, name, version string, files []LocalFile, opts PushOptions) (PublishResponse, error) {
 	req := PublishRequest{Kind: opts.Kind, Labels: opts.Labels, SourceCommit: opts.SourceCommit, CISignatures: opts.CISignatures}
+	hctx, stopHashing := context.WithCancel(ctx)
+	defer stopHashing()
+	digests := hashAhead(hctx, files, opts.Transfer)
 	for i := range files {
 		f := &files[i]
-		dgst, size, err := hashWithProgress(f.Disk, f.Path, f.Size, opts.Transfer)
-		if err != nil {
-			return PublishResponse{}, err
+		h := <-digests[i]
+		if h.err != nil {
+			return PublishResponse{}, h.err
 		}
+		dgst, size := h.dgst, h.size
 		f.Digest, f.Size = dgst, size
-		exists, err := c.BlobExists(ctx, env, dgst)
+		uploaded, err := c.ensureBlob(ctx, env, *f, opts.Transfer)
 		if err != nil {
 			return PublishResponse{}, err
-		}
-		if !exists {
-			if err := c.uploadFile(ctx, env, *f, opts.Transfer); err != nil {
-				return PublishResponse{}, fmt.Errorf("uploading %s: %w", f.Path, err)
-			}
 		}
 		if opts.Progress != nil {
-			opts.Progress(*f, !exists)
+			opts.Progress(*f, uploaded)
 		}
 		req.Files = append(req.Files, registry.File{Path: f.Path, Digest: dgst, Size: size, MediaType: f.MediaType})
 	}
 	return c.Publish(ctx, env, name, version, req)
 }
 
-func (c *Client) uploadFile(ctx context.Context, env string, f LocalFile, p Progress) error {
+// hashed is the digest and size of one file, or why it has none.
+type hashed struct {
+	dgst v1.Hash
+	size int64
+	err  error
+}
+
+// hashAhead hashes files in order in a goroutine and delivers each result
+// on its own buffered channel. It stops after the file being hashed when
+// ctx ends or a file fails (the channels of the files after it are then
+// never written: Push has returned by then).
+func hashAhead(ctx context.Context, files []LocalFile, p Progress) []chan hashed {
+	out := make([]chan hashed, len(files))
+	for i := range out {
+		out[i] = make(chan hashed, 1)
+	}
+	go func() {
+		for i, f := range files {
+			var h hashed
+			if i == 0 {
+				h.dgst, h.size, h.err = hashWithProgress(f.Disk, f.Path, f.Size, p)
+			} else {
+				h.dgst, h.size, h.err = HashFile(f.Disk)
+			}
+			out[i] <- h
+			if h.err != nil || ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// smallUpload is the largest file Push uploads without asking first
+// whether the server has it: for a small file the question costs a round
+// trip, as much as the upload, and the server answers a repeated upload
+// with created=false without storing anything again.
+const smallUpload = 1 << 20
+
+// ensureBlob makes sure env holds f's blob and reports whether this call
+// stored it (false: the server already had it).
+func (c *Client) ensureBlob(ctx context.Context, env string, f LocalFile, p Progress) (bool, error) {
+	if f.Size > smallUpload {
+		exists, err := c.BlobExists(ctx, env, f.Digest)
+		if err != nil || exists {
+			return false, err
+		}
+	}
+	created, err := c.uploadFile(ctx, env, f, p)
+	if err != nil {
+		return false, fmt.Errorf("uploading %s: %w", f.Path, err)
+	}
+	return created, nil
+}
+
+func (c *Client) uploadFile(ctx context.Context, env string, f LocalFile, p Progress) (bool, error) {
 	fh, err := os.Open(f.Disk)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer fh.Close()
 	var body io.Reader = fh
@@ -162,11 +221,11 @@ func (c *Client) uploadFile(ctx context.Context, env string, f LocalFile, p Prog
 		task = p.Start("upload "+f.Path, f.Size)
 		body = &progressReader{r: fh, task: task}
 	}
-	_, err = c.UploadBlob(ctx, env, f.Digest, body, f.Size)
+	created, err := c.UploadBlob(ctx, env, f.Digest, body, f.Size)
 	if task != nil {
 		task.Done(err)
 	}
-	return err
+	return created, err
 }
 
 func hashWithProgress(disk, label string, size int64, p Progress) (v1.Hash, int64, error) {

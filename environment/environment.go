@@ -175,7 +175,22 @@ func (e *Environment) SignManifest(ctx context.Context, digest v1.Hash, manifest
 	keyID := e.signer.KeyID()
 	key := registry.SignatureKey(digest, keyID)
 	sig := registry.Signature{Role: registry.SignedByEnvironment, KeyID: keyID, Subject: registry.SubjectManifest, Trusted: true, CreatedAt: now.UTC()}
+	// The create-once write comes first: usually nothing is stored yet, and
+	// the write answers "is there one?" without a read (one storage round
+	// trip per publish, issue #18). Only when one exists is it read back.
+	b64, err := e.signer.SignBlob(manifest)
+	if err != nil {
+		return registry.Signature{}, registry.CodeInternal.Errorf("signing failed").WithCause(err)
+	}
 	for attempt := 0; attempt < 2; attempt++ {
+		switch err := e.blobs.PutObject(ctx, key, []byte(b64)); {
+		case err == nil:
+			sig.Signature = b64
+			return sig, nil
+		case !errors.Is(err, registry.ErrObjectExists):
+			return registry.Signature{}, registry.StorageError("writing signature", err)
+		}
+		// A retry, or another signer first: adopt the stored signature.
 		stored, err := e.blobs.GetObject(ctx, key, registry.MaxSignatureSize)
 		if err == nil {
 			sig.Signature = string(stored)
@@ -184,18 +199,6 @@ func (e *Environment) SignManifest(ctx context.Context, digest v1.Hash, manifest
 		if !errors.Is(err, registry.ErrObjectNotFound) {
 			return registry.Signature{}, registry.StorageError("reading signature", err)
 		}
-		b64, err := e.signer.SignBlob(manifest)
-		if err != nil {
-			return registry.Signature{}, registry.CodeInternal.Errorf("signing failed").WithCause(err)
-		}
-		switch err := e.blobs.PutObject(ctx, key, []byte(b64)); {
-		case err == nil:
-			sig.Signature = b64
-			return sig, nil
-		case !errors.Is(err, registry.ErrObjectExists):
-			return registry.Signature{}, registry.StorageError("writing signature", err)
-		}
-		// Lost a race to another signer: read back the winner's signature.
 	}
 	return registry.Signature{}, registry.CodeUnavailable.Errorf("signature object for %s keeps changing", digest)
 }

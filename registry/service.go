@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -171,17 +172,11 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 	if err != nil {
 		return PublishResult{}, err
 	}
-	if _, err := e.Blobs().PutBlob(ctx, built.ConfigDigest, bytes.NewReader(built.Config), int64(len(built.Config))); err != nil {
-		return PublishResult{}, StorageError("storing config", err)
-	}
-	if _, err := e.Blobs().PutBlob(ctx, built.ManifestDigest, bytes.NewReader(built.Manifest), int64(len(built.Manifest))); err != nil {
-		return PublishResult{}, StorageError("storing manifest", err)
-	}
 	ciSigs, trust, err := s.checkCISignatures(e, built, files, req.CISignatures)
 	if err != nil {
 		return PublishResult{}, err
 	}
-	envSig, err := e.SignManifest(ctx, built.ManifestDigest, built.Manifest, s.now())
+	envSig, err := s.storeImmutables(ctx, e, built)
 	if err != nil {
 		return PublishResult{}, err
 	}
@@ -220,6 +215,45 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 		return PublishResult{}, StorageError("writing ref", err)
 	}
 	return PublishResult{Record: stored, Created: created}, nil
+}
+
+// storeImmutables writes the config and manifest blobs and the
+// environment's signature object of a version about to be committed. They
+// are independent, content-addressed, create-once objects, so they are
+// written concurrently: a small publish then waits for one storage round
+// trip instead of one per object. Nothing points at them until the index
+// commit, which runs only after all three are stored, so an interrupted
+// publish leaves nothing visible and a retry finds them in place.
+func (s *Service) storeImmutables(ctx context.Context, e Env, built Built) (Signature, error) {
+	var (
+		wg               sync.WaitGroup
+		configErr, mfErr error
+		envSig           Signature
+		sigErr           error
+	)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		_, configErr = e.Blobs().PutBlob(ctx, built.ConfigDigest, bytes.NewReader(built.Config), int64(len(built.Config)))
+	}()
+	go func() {
+		defer wg.Done()
+		_, mfErr = e.Blobs().PutBlob(ctx, built.ManifestDigest, bytes.NewReader(built.Manifest), int64(len(built.Manifest)))
+	}()
+	go func() {
+		defer wg.Done()
+		envSig, sigErr = e.SignManifest(ctx, built.ManifestDigest, built.Manifest, s.now())
+	}()
+	wg.Wait()
+	switch {
+	case configErr != nil:
+		return Signature{}, StorageError("storing config", configErr)
+	case mfErr != nil:
+		return Signature{}, StorageError("storing manifest", mfErr)
+	case sigErr != nil:
+		return Signature{}, sigErr
+	}
+	return envSig, nil
 }
 
 func (s *Service) existingDigest(ctx context.Context, e Env, name, version string) string {
@@ -316,9 +350,28 @@ func (s *Service) checkFiles(ctx context.Context, e Env, in []File) ([]File, err
 	return out, nil
 }
 
+// KindIndex is an optional capability of an environment's metadata: the
+// kind of a name's versions (all share one), read from one row. Without it
+// checkKind lists every version of the name, which grows with its history.
+type KindIndex interface {
+	// ArtifactKind returns the kind of name's versions; ok is false when
+	// name has none.
+	ArtifactKind(ctx context.Context, name string) (kind Kind, ok bool, err error)
+}
+
 // checkKind keeps every version of a name the same kind: gates and
 // consumers rely on "fraud-detector" always being a model.
 func (s *Service) checkKind(ctx context.Context, e Env, name string, kind Kind) error {
+	if ki, ok := e.Metadata().(KindIndex); ok {
+		have, found, err := ki.ArtifactKind(ctx, name)
+		if err != nil {
+			return err
+		}
+		if found && have != kind {
+			return CodeKindMismatch.Errorf("%s is a %s artifact; cannot publish a %s version of it", name, have, kind)
+		}
+		return nil
+	}
 	versions, err := e.Metadata().ListVersions(ctx, name)
 	if err != nil {
 		return err

@@ -26,17 +26,15 @@ func (e *Env) AppendAudit(ctx context.Context, ev audit.Event) (int64, error) {
 	return e.s.appendAudit(ctx, ev)
 }
 
+// appendAudit appends ev through its environment's group commit
+// (groupcommit.go).
 func (s *Store) appendAudit(ctx context.Context, ev audit.Event) (int64, error) {
-	var id int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		id, err = s.insertAudit(ctx, tx, ev)
-		return err
-	})
-	if err != nil {
-		return 0, dbError("append audit", err)
+	job := &chainJob{ev: ev}
+	s.chained(ctx, ev.Environment, job)
+	if job.err != nil {
+		return 0, dbError("append audit", job.err)
 	}
-	return id, nil
+	return job.id, nil
 }
 
 // insertAudit appends ev to the hash chain of ev.Environment inside tx and
@@ -53,35 +51,64 @@ func (s *Store) appendAudit(ctx context.Context, ev audit.Event) (int64, error) 
 // That is what keeps id cursors and exports from skipping an event that
 // commits late.
 func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, ev audit.Event) (int64, error) {
+	head, err := s.lockedHead(ctx, tx, ev.Environment)
+	if err != nil {
+		return 0, err
+	}
+	id, _, err := s.insertLinked(ctx, tx, ev, head)
+	return id, err
+}
+
+// lockedHead takes env's audit lock for the rest of tx (see insertAudit)
+// and returns the head of its chain, which the lock keeps current.
+func (s *Store) lockedHead(ctx context.Context, tx *sql.Tx, env string) (audit.Head, error) {
+	if err := s.lockAudit(ctx, tx, env); err != nil {
+		return audit.Head{}, err
+	}
+	head, err := auditHead(ctx, tx, env)
+	if err != nil {
+		return audit.Head{}, dbError("append audit", err)
+	}
+	return head, nil
+}
+
+// insertLinked appends ev after head, which must be the current head of
+// ev.Environment's chain under its lock (lockedHead), and returns the id
+// and the new head.
+func (s *Store) insertLinked(ctx context.Context, tx *sql.Tx, ev audit.Event, head audit.Head) (int64, audit.Head, error) {
+	ev, args, err := s.auditRow(ev, head)
+	if err != nil {
+		return 0, head, err
+	}
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO audit_events (`+auditInsertColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`, args...).Scan(&id)
+	if err != nil {
+		return 0, head, dbError("append audit", err)
+	}
+	return id, audit.Head{Seq: ev.Seq, Hash: ev.Hash}, nil
+}
+
+// auditInsertColumns are the columns an append writes, in auditRow's order.
+const auditInsertColumns = `occurred_at, environment, actor, credential_id, action, target, name, version,
+	outcome, error_code, request_id, details, seq, prev_hash, hash`
+
+// auditRow completes ev (time, name and version from the target), links it
+// after head, and returns it with the values of auditInsertColumns.
+func (s *Store) auditRow(ev audit.Event, head audit.Head) (audit.Event, []any, error) {
 	if ev.Time.IsZero() {
 		ev.Time = s.now()
 	}
 	ev.Name, ev.Version = targetArtifact(ev.Target)
 	ev = ev.Normalize()
-	if err := s.lockAudit(ctx, tx, ev.Environment); err != nil {
-		return 0, err
-	}
-	head, err := auditHead(ctx, tx, ev.Environment)
-	if err != nil {
-		return 0, dbError("append audit", err)
-	}
 	ev = ev.Link(head)
 	details, err := toJSON(ev.Details)
 	if err != nil {
-		return 0, internalf("append audit: encode details: %v", err)
+		return ev, nil, internalf("append audit: encode details: %v", err)
 	}
-	var id int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO audit_events (occurred_at, environment, actor,
-			credential_id, action, target, name, version, outcome, error_code, request_id, details,
-			seq, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`,
-		formatTime(ev.Time), ev.Environment, ev.Actor, ev.CredentialID, ev.Action, ev.Target,
+	return ev, []any{formatTime(ev.Time), ev.Environment, ev.Actor, ev.CredentialID, ev.Action, ev.Target,
 		ev.Name, ev.Version, string(ev.Outcome), ev.ErrorCode, ev.RequestID, details,
-		ev.Seq, ev.PrevHash, ev.Hash).Scan(&id)
-	if err != nil {
-		return 0, dbError("append audit", err)
-	}
-	return id, nil
+		ev.Seq, ev.PrevHash, ev.Hash}, nil
 }
 
 // lockAudit serialises, until tx ends, the transactions that append to

@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	// Database drivers: "pgx" (database/sql adapter of pgx) and "sqlite"
@@ -60,6 +61,10 @@ type Store struct {
 	// envs holds a handle per configured environment, built by Open and
 	// never changed after it.
 	envs map[string]*Env
+	// chains queues the audit appends of each environment ("": unbound)
+	// for group commit (groupcommit.go).
+	chainMu sync.Mutex
+	chains  map[string]*chainQueue
 }
 
 // Open connects to the database and applies any pending migrations. driver

@@ -28,34 +28,18 @@ const versionColumns = `environment, name, version, original_version, kind, mani
 //
 // Concurrent callers, in any number of processes, agree on one winner: the
 // unique constraint decides.
+//
+// The transaction is shared with other versions and audit events of the
+// environment committed at the same moment (group commit, groupcommit.go); each
+// keeps its own outcome.
 func (e *Env) CommitVersion(ctx context.Context, rec registry.VersionRecord, ev audit.Event) (registry.VersionRecord, bool, error) {
 	ev.Environment = e.env
-	var (
-		out     registry.VersionRecord
-		created bool
-	)
-	err := e.s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if out, created, err = commitVersionTx(ctx, tx, e.env, rec); err != nil {
-			return err
-		}
-		// Signatures are about the manifest digest, which both outcomes
-		// share; a retry adds what a crashed attempt did not.
-		if err := insertSignatures(ctx, tx, e.env, out.ManifestDigest, rec.Signatures); err != nil {
-			return err
-		}
-		if out.Signatures, err = listSignatures(ctx, tx, e.env, out.ManifestDigest); err != nil {
-			return err
-		}
-		if _, err := e.s.insertAudit(ctx, tx, ev); err != nil {
-			return dbError("append audit", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return registry.VersionRecord{}, false, err
+	job := &chainJob{rec: &rec, ev: ev}
+	e.s.chained(ctx, e.env, job)
+	if job.err != nil {
+		return registry.VersionRecord{}, false, job.err
 	}
-	return out, created, nil
+	return job.out, job.created, nil
 }
 
 // commitVersionTx is CommitVersion's rule for the version row, inside the
@@ -65,28 +49,13 @@ func (e *Env) CommitVersion(ctx context.Context, rec registry.VersionRecord, ev 
 // the caller must then roll back. rec.Signatures are neither written nor
 // returned: signatures are the caller's to add.
 func commitVersionTx(ctx context.Context, tx querier, env string, rec registry.VersionRecord) (registry.VersionRecord, bool, error) {
-	if rec.Environment != env {
-		return registry.VersionRecord{}, false, internalf("commit version: record for environment %q through handle for %q", rec.Environment, env)
-	}
-	if rec.Name == "" || rec.Version == "" || rec.ManifestDigest.Algorithm == "" {
-		return registry.VersionRecord{}, false, internalf("commit version: name, version and manifest digest are required")
-	}
-	rec.CreatedAt = normTime(rec.CreatedAt)
-	rec.Signatures = nil
-	files, err := toJSON(rec.Files)
+	rec, args, err := versionRow(env, rec)
 	if err != nil {
-		return registry.VersionRecord{}, false, internalf("commit version: encode files: %v", err)
-	}
-	labels, err := toJSON(rec.Labels)
-	if err != nil {
-		return registry.VersionRecord{}, false, internalf("commit version: encode labels: %v", err)
+		return registry.VersionRecord{}, false, err
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO versions (`+versionColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-		ON CONFLICT (environment, name, version) DO NOTHING`,
-		rec.Environment, rec.Name, rec.Version, rec.OriginalVersion, string(rec.Kind),
-		rec.ManifestDigest.String(), rec.ManifestSize, files, labels, rec.SourceCommit,
-		formatTime(rec.CreatedAt), rec.CreatedBy, ciTrust(rec.CISignature))
+		ON CONFLICT (environment, name, version) DO NOTHING`, args...)
 	if err != nil {
 		return registry.VersionRecord{}, false, dbError("insert version", err)
 	}
@@ -97,8 +66,39 @@ func commitVersionTx(ctx context.Context, tx querier, env string, rec registry.V
 	if n == 1 {
 		return rec, true, nil
 	}
-	// Someone else committed name@version first; under READ COMMITTED
-	// (PostgreSQL) or the write lock (SQLite) it is visible.
+	return existingVersion(ctx, tx, env, rec)
+}
+
+// versionRow checks rec (its environment must be env) and returns it as it
+// is stored (time normalised, no signatures) with the values of
+// versionColumns.
+func versionRow(env string, rec registry.VersionRecord) (registry.VersionRecord, []any, error) {
+	if rec.Environment != env {
+		return registry.VersionRecord{}, nil, internalf("commit version: record for environment %q through handle for %q", rec.Environment, env)
+	}
+	if rec.Name == "" || rec.Version == "" || rec.ManifestDigest.Algorithm == "" {
+		return registry.VersionRecord{}, nil, internalf("commit version: name, version and manifest digest are required")
+	}
+	rec.CreatedAt = normTime(rec.CreatedAt)
+	rec.Signatures = nil
+	files, err := toJSON(rec.Files)
+	if err != nil {
+		return registry.VersionRecord{}, nil, internalf("commit version: encode files: %v", err)
+	}
+	labels, err := toJSON(rec.Labels)
+	if err != nil {
+		return registry.VersionRecord{}, nil, internalf("commit version: encode labels: %v", err)
+	}
+	return rec, []any{rec.Environment, rec.Name, rec.Version, rec.OriginalVersion, string(rec.Kind),
+		rec.ManifestDigest.String(), rec.ManifestSize, files, labels, rec.SourceCommit,
+		formatTime(rec.CreatedAt), rec.CreatedBy, ciTrust(rec.CISignature)}, nil
+}
+
+// existingVersion is commitVersionTx's answer when rec's insert did
+// nothing: someone else committed name@version first, and under READ
+// COMMITTED (PostgreSQL) or the write lock (SQLite) it is visible. The
+// same manifest digest is an idempotent repeat; another is version_exists.
+func existingVersion(ctx context.Context, tx querier, env string, rec registry.VersionRecord) (registry.VersionRecord, bool, error) {
 	existing, err := scanVersion(tx.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM versions
 		WHERE environment = $1 AND name = $2 AND version = $3`, env, rec.Name, rec.Version))
 	if err != nil {
@@ -206,6 +206,25 @@ func (e *Env) ListVersions(ctx context.Context, name string) ([]registry.Version
 		return nil, dbError("list versions", err)
 	}
 	return collect(rows, "list versions", scanVersion)
+}
+
+var _ registry.KindIndex = (*Env)(nil)
+
+// ArtifactKind returns the kind of name's versions in e's environment (the
+// registry keeps one kind per name, so any row answers); ok is false when
+// name has no version. It implements registry.KindIndex: a publish checks
+// the kind with one indexed row instead of listing the name's history.
+func (e *Env) ArtifactKind(ctx context.Context, name string) (registry.Kind, bool, error) {
+	var kind string
+	err := e.s.rdb.QueryRowContext(ctx, `SELECT kind FROM versions
+		WHERE environment = $1 AND name = $2 LIMIT 1`, e.env, name).Scan(&kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, dbError("artifact kind", err)
+	}
+	return registry.Kind(kind), true, nil
 }
 
 // ListArtifacts summarises every name in e's environment, sorted by name

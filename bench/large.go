@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	miniogo "github.com/minio/minio-go/v7"
+
+	"github.com/stagegate/stagegate/client"
+)
+
+// passingJUnit is the evidence the default staging gates require.
+const passingJUnit = `<testsuite name="eval" tests="2"><testcase name="auc"/><testcase name="latency"/></testsuite>`
+
+// large runs the 1 GiB rows (publish, pull with verification, promotion,
+// server RSS) and the sharded-model row on MinIO+PostgreSQL.
+func (b *bench) large(ctx context.Context) error {
+	bucket, err := b.bucket(ctx, "large")
+	if err != nil {
+		return err
+	}
+	copies, err := b.bucket(ctx, "copies")
+	if err != nil {
+		return err
+	}
+	svc, err := b.start(ctx, backend{name: "large-minio-pg", storage: "minio", database: "postgres"})
+	if err != nil {
+		return err
+	}
+	pubToken, err := svc.key(ctx, b.bin, "dev", "publisher")
+	if err != nil {
+		return err
+	}
+	promToken, err := svc.key(ctx, b.bin, "staging", "promoter")
+	if err != nil {
+		return err
+	}
+	pub := client.New(svc.url, pubToken, nil)
+	promoter := client.New(svc.url, promToken, nil)
+	files := filepath.Join(b.cfg.dir, "files")
+	if err := os.MkdirAll(files, 0o700); err != nil {
+		return err
+	}
+
+	if b.cfg.rows["large"] {
+		path := filepath.Join(files, "model.safetensors")
+		fmt.Fprintf(os.Stderr, "==> large: writing a %s safetensors file\n", iec(b.cfg.size))
+		if err := writeSafetensors(path, b.cfg.size, 7); err != nil {
+			return err
+		}
+		var rss []int64
+
+		// Publish.
+		direct, err := timed(func() error { return putFile(ctx, b.mc, bucket, "model", path) })
+		if err != nil {
+			return fmt.Errorf("direct PutObject: %w", err)
+		}
+		watch := svc.watchRSS()
+		var res client.PublishResponse
+		push, err := timed(func() error {
+			local, err := client.CollectFiles([]string{path})
+			if err != nil {
+				return err
+			}
+			res, err = pub.Push(ctx, "dev", "bench-model", "1.0.0", local, client.PushOptions{Kind: "model"})
+			return err
+		})
+		rss = append(rss, watch())
+		if err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+		b.add(throughputRow("publish "+iec(b.cfg.size)+" (push vs PutObject)", b.cfg.size, push, direct, "PutObject", 0.85))
+
+		// Pull with verification.
+		directGet, err := timed(func() error { return getHashWrite(ctx, b.mc, bucket, "model", filepath.Join(files, "direct-get.bin")) })
+		if err != nil {
+			return fmt.Errorf("direct GetObject: %w", err)
+		}
+		os.Remove(filepath.Join(files, "direct-get.bin"))
+		watch = svc.watchRSS()
+		pull, err := timed(func() error {
+			_, err := pub.Pull(ctx, "dev", "bench-model", "1.0.0", filepath.Join(files, "pulled"))
+			return err
+		})
+		rss = append(rss, watch())
+		if err != nil {
+			return fmt.Errorf("pull: %w", err)
+		}
+		os.RemoveAll(filepath.Join(files, "pulled"))
+		b.add(throughputRow("pull "+iec(b.cfg.size)+" with verify (vs GetObject+sha256+file)", b.cfg.size, pull, directGet, "GetObject", 0.9))
+
+		// Promotion dev -> staging with the default gates.
+		if _, _, err := pub.AddEvidence(ctx, "dev", "bench-model", "1.0.0", "junit", []byte(passingJUnit)); err != nil {
+			return fmt.Errorf("evidence: %w", err)
+		}
+		copyTime, err := timed(func() error {
+			_, err := b.mc.CopyObject(ctx, miniogo.CopyDestOptions{Bucket: copies, Object: "model"},
+				miniogo.CopySrcOptions{Bucket: bucket, Object: "model"})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("direct CopyObject: %w", err)
+		}
+		watch = svc.watchRSS()
+		promote, err := timed(func() error {
+			_, err := promoter.Promote(ctx, "staging", client.PromoteRequest{Name: "bench-model", Version: "1.0.0"})
+			return err
+		})
+		rss = append(rss, watch())
+		if err != nil {
+			return fmt.Errorf("promote: %w", err)
+		}
+		ratio := promote.Seconds() / copyTime.Seconds()
+		b.add(row{
+			name:      "promotion " + iec(b.cfg.size) + " dev → staging (vs CopyObject)",
+			stagegate: fmt.Sprintf("%s (%s)", secs(promote), mibs(b.cfg.size, promote)),
+			baseline:  fmt.Sprintf("%s (%s)", secs(copyTime), mibs(b.cfg.size, copyTime)),
+			ratio:     fmt.Sprintf("%.2f× the time", ratio),
+			target:    "≤ 1.10× the time",
+			met:       yes(ratio <= 1.10),
+		})
+		peak := max(rss[0], rss[1], rss[2])
+		b.add(row{
+			name:      "server peak RSS growth (publish, pull, promotion)",
+			stagegate: fmt.Sprintf("%s, %s, %s", mib(rss[0]), mib(rss[1]), mib(rss[2])),
+			baseline:  "-",
+			ratio:     "-",
+			target:    "≤ 64 MiB over idle",
+			met:       yes(peak <= 64<<20),
+		})
+		_ = res
+		os.Remove(path)
+	}
+
+	if b.cfg.rows["sharded"] {
+		dir := filepath.Join(files, "sharded")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "==> sharded: writing %d × %s\n", b.cfg.shards, iec(b.cfg.shardSize))
+		var paths []string
+		for i := 0; i < b.cfg.shards; i++ {
+			p := filepath.Join(dir, fmt.Sprintf("model-%05d-of-%05d.safetensors", i+1, b.cfg.shards))
+			if err := writeSafetensors(p, b.cfg.shardSize, byte(100+i)); err != nil {
+				return err
+			}
+			paths = append(paths, p)
+		}
+		direct, err := timed(func() error {
+			for i, p := range paths {
+				if err := putFile(ctx, b.mc, bucket, "shard-"+strconv.Itoa(i), p); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("direct PutObjects: %w", err)
+		}
+		push, err := timed(func() error {
+			local, err := client.CollectFiles([]string{dir})
+			if err != nil {
+				return err
+			}
+			_, err = pub.Push(ctx, "dev", "bench-sharded", "1.0.0", local, client.PushOptions{Kind: "model"})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sharded push: %w", err)
+		}
+		total := int64(b.cfg.shards) * b.cfg.shardSize
+		b.add(throughputRow(fmt.Sprintf("publish sharded %d × %s (vs sequential PutObjects)", b.cfg.shards, iec(b.cfg.shardSize)),
+			total, push, direct, "PutObjects", 0.95))
+		os.RemoveAll(dir)
+	}
+	return nil
+}
+
+// throughputRow compares a stagegate transfer with its baseline; the ratio
+// is stagegate's throughput over the baseline's.
+func throughputRow(name string, size int64, sg, base time.Duration, what string, target float64) row {
+	ratio := base.Seconds() / sg.Seconds()
+	return row{
+		name:      name,
+		stagegate: fmt.Sprintf("%s (%s)", mibs(size, sg), secs(sg)),
+		baseline:  fmt.Sprintf("%s %s (%s)", what, mibs(size, base), secs(base)),
+		ratio:     fmt.Sprintf("%.2f×", ratio),
+		target:    fmt.Sprintf("≥ %.2f×", target),
+		met:       yes(ratio >= target),
+	}
+}
+
+func timed(fn func() error) (time.Duration, error) {
+	start := time.Now()
+	err := fn()
+	return time.Since(start), err
+}
+
+func putFile(ctx context.Context, mc *miniogo.Client, bucket, object, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	_, err = mc.PutObject(ctx, bucket, object, f, info.Size(), miniogo.PutObjectOptions{ContentType: "application/octet-stream"})
+	return err
+}
+
+// getHashWrite is the pull baseline: GetObject, sha256 of the bytes, and
+// the bytes written to a file.
+func getHashWrite(ctx context.Context, mc *miniogo.Client, bucket, object, path string) error {
+	obj, err := mc.GetObject(ctx, bucket, object, miniogo.GetObjectOptions{})
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	if _, err := io.CopyBuffer(io.MultiWriter(f, h), obj, make([]byte, 1<<20)); err != nil {
+		f.Close()
+		return err
+	}
+	_ = h.Sum(nil)
+	return f.Close()
+}
+
+// writeSafetensors writes a valid safetensors file of about size bytes
+// (the default gates parse its header on promotion).
+func writeSafetensors(path string, size int64, seed byte) error {
+	values := (size - 128) / 4
+	header := []byte(`{"w":{"dtype":"F32","shape":[` + strconv.FormatInt(values, 10) + `],"data_offsets":[0,` + strconv.FormatInt(values*4, 10) + `]}}`)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := binary.Write(f, binary.LittleEndian, uint64(len(header))); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(header); err != nil {
+		f.Close()
+		return err
+	}
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i*31) ^ seed
+	}
+	for left := values * 4; left > 0; {
+		n := min(left, int64(len(chunk)))
+		if _, err := f.Write(chunk[:n]); err != nil {
+			f.Close()
+			return err
+		}
+		left -= n
+	}
+	return f.Close()
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func mibs(n int64, d time.Duration) string {
+	return fmt.Sprintf("%.0f MiB/s", float64(n)/(1<<20)/d.Seconds())
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func numCPU() int { return runtime.NumCPU() }
