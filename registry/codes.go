@@ -56,6 +56,7 @@ var (
 	CodeReleaseChanged   = Code{"release_changed", Conflict, "the current release changed while the request ran; look again and retry"}
 	CodeTooLarge         = Code{"too_large", TooLarge, "over a configured size limit (file, files per version, manifest, body)"}
 	CodeGateFailed       = Code{"gate_failed", GateFailed, "a gate refused the promotion or rollback; details carry the report"}
+	CodeRateLimited      = Code{"rate_limited", TooManyRequests, "the credential is over its request rate or its concurrent uploads on this replica; retry after Retry-After seconds"}
 	CodeInternal         = Code{"internal", Internal, "a server fault; the cause is in the server log under the request id"}
 	CodeUnavailable      = Code{"unavailable", Unavailable, "storage or the database is unreachable; retrying may help"}
 )
@@ -68,6 +69,6 @@ func Codes() []Code {
 		CodeBlobSizeMismatch, CodeNotPromotable, CodeUnauthenticated, CodeInvalidToken, CodeTokenExpired, CodeForbidden,
 		CodeWrongEnvironment, CodePublishNotFirst, CodeEvidenceNotFirst, CodeOwnerRequired, CodeNoMatchingRule, CodeNotFound,
 		CodeVersionNotFound, CodeNoMatch, CodeMethodNotAllowed, CodeVersionExists, CodeKeyExists, CodeGateRunExists, CodeKindMismatch, CodeNotEligible,
-		CodeReleaseChanged, CodeTooLarge, CodeGateFailed, CodeInternal, CodeUnavailable,
+		CodeReleaseChanged, CodeTooLarge, CodeGateFailed, CodeRateLimited, CodeInternal, CodeUnavailable,
 	}
 }

@@ -23,10 +23,11 @@ const (
 	TooLarge                          // the request is over a configured size limit
 	Unavailable                       // a dependency is down; retrying may help
 	MethodNotAllowed                  // the route exists, the method does not
+	TooManyRequests                   // the caller is over a rate or concurrency limit; retry later
 )
 
 var kindNames = [...]string{"internal", "invalid", "not_found", "exists", "conflict", "gate_failed",
-	"unauthenticated", "forbidden", "too_large", "unavailable", "method_not_allowed"}
+	"unauthenticated", "forbidden", "too_large", "unavailable", "method_not_allowed", "too_many_requests"}
 
 func (k ErrorKind) String() string {
 	if int(k) < len(kindNames) {

@@ -5,7 +5,8 @@
 #   - PostgreSQL: the one on 127.0.0.1:5432 when it answers (a fresh database
 #     per run, dropped afterwards), otherwise a temporary cluster started here
 #     (installed from Debian packages when missing);
-#   - the cosign CLI (go install, cached) as the peer for signatures.
+#   - the cosign CLI (go install, cached) as the peer for signatures, and
+#     crane, oras and the OCI conformance suite as peers of the OCI API.
 # Then gofmt, go vet and go test -race over every package, and with
 # STAGEGATE_FUZZ=1 (or CI=true) every fuzz target (scripts/fuzz.sh). Stops what
 # it started.
@@ -14,6 +15,9 @@ cd "$(dirname "$0")/.."
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 COSIGN_VERSION=v2.6.5
+CRANE_VERSION=v0.22.1
+ORAS_VERSION=v1.3.6
+OCI_CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 GOBIN_DIR="$(go env GOBIN)"; GOBIN_DIR="${GOBIN_DIR:-$(go env GOPATH)/bin}"
 export PATH="$GOBIN_DIR:$PATH"
 log() { printf '==> %s\n' "$*" >&2; }
@@ -57,8 +61,16 @@ wait_tools() {
 }
 install_tool minio "github.com/minio/minio@$MINIO_VERSION"
 install_tool cosign "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+# Registry clients and the OCI distribution-spec conformance suite, for the
+# OCI API's tests (internal/server/oci_e2e_test.go). The suite is a main
+# package (its README builds it with go build), so go install caches it too.
+install_tool crane "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+install_tool oras "oras.land/oras/cmd/oras@$ORAS_VERSION"
+install_tool conformance "github.com/opencontainers/distribution-spec/conformance@$OCI_CONFORMANCE_VERSION"
 wait_tools
 export STAGEGATE_TEST_COSIGN="$GOBIN_DIR/cosign"
+export STAGEGATE_TEST_CRANE="$GOBIN_DIR/crane" STAGEGATE_TEST_ORAS="$GOBIN_DIR/oras"
+export STAGEGATE_TEST_OCI_CONFORMANCE="$GOBIN_DIR/conformance"
 
 # --- MinIO ---------------------------------------------------------------
 minio_port=$(free_port); console_port=$(free_port)

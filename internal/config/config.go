@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -107,10 +108,48 @@ type Database struct {
 	DSN string `yaml:"dsn"`
 }
 
-// Limits bound uploads.
+// Limits bound uploads, and what one credential may ask of a replica.
 type Limits struct {
 	MaxFileSize Size `yaml:"max_file_size"`
 	MaxFiles    int  `yaml:"max_files"`
+	// Requests is each credential's request budget, by role.
+	Requests RoleRates `yaml:"requests"`
+	// UploadsPerKey caps one credential's blob uploads in flight on a
+	// replica; 0 means no cap.
+	UploadsPerKey int `yaml:"uploads_per_key"`
+}
+
+// Rate is a token bucket: Burst requests at once, refilled at PerSecond.
+// PerSecond 0 means no limit.
+type Rate struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
+// RoleRates is a token bucket per role; a role left out uses Default.
+// Fields rather than a map, so that strict decoding refuses a role that
+// does not exist.
+type RoleRates struct {
+	Default   Rate  `yaml:"default"`
+	Reader    *Rate `yaml:"reader"`
+	Publisher *Rate `yaml:"publisher"`
+	Promoter  *Rate `yaml:"promoter"`
+	Approver  *Rate `yaml:"approver"`
+	Admin     *Rate `yaml:"admin"`
+}
+
+// For returns the bucket of role (a role name as auth spells it).
+func (r RoleRates) For(role string) Rate {
+	if p := r.byRole()[role]; p != nil {
+		return *p
+	}
+	return r.Default
+}
+
+// byRole maps each role, and "default", to its bucket (nil: not set).
+func (r *RoleRates) byRole() map[string]*Rate {
+	return map[string]*Rate{"default": &r.Default, "reader": r.Reader, "publisher": r.Publisher, "promoter": r.Promoter,
+		"approver": r.Approver, "admin": r.Admin}
 }
 
 // Server bounds how long a client may hold a connection without making
@@ -131,6 +170,11 @@ type Server struct {
 	// UploadRateWindow is the span MinUploadRate is averaged over, and the
 	// longest a body may send nothing at all.
 	UploadRateWindow time.Duration `yaml:"upload_rate_window"`
+	// ShutdownTimeout is how long serve waits, after SIGTERM or SIGINT,
+	// for requests in flight (uploads included) to finish; new connections
+	// are refused at once. Past it, remaining connections are cut and serve
+	// exits non-zero.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// MetricsAddr, when set, serves /metrics on its own listener instead of
 	// the main one (which then answers 404 there), e.g. to keep it off a
 	// public port.
@@ -180,13 +224,18 @@ func Default() Config {
 		Environments: []Environment{{Name: "dev"}, {Name: "staging"}, {Name: "prod"}},
 		Storage:      Storage{Driver: "filesystem", MinIO: MinIO{BucketPrefix: "stagegate-"}},
 		Database:     Database{Driver: "sqlite"},
-		Limits:       Limits{MaxFileSize: 50 << 30, MaxFiles: 10000},
+		Limits: Limits{MaxFileSize: 50 << 30, MaxFiles: 10000,
+			// Far above what a CI job sends: a push of N files is 2N+1
+			// requests, and the client waits out a 429's Retry-After.
+			Requests:      RoleRates{Default: Rate{PerSecond: 200, Burst: 2000}},
+			UploadsPerKey: 16},
 		Server: Server{
 			IdleTimeout:       120 * time.Second,
 			ReadHeaderTimeout: 30 * time.Second,
 			WriteTimeout:      60 * time.Second,
 			MinUploadRate:     64 << 10,
 			UploadRateWindow:  30 * time.Second,
+			ShutdownTimeout:   30 * time.Second,
 		},
 	}
 }
@@ -284,6 +333,27 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 		c.Limits.MaxFiles = n
 	}
+	if v := getenv("STAGEGATE_UPLOADS_PER_KEY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("STAGEGATE_UPLOADS_PER_KEY: %w", err)
+		}
+		c.Limits.UploadsPerKey = n
+	}
+	if v := getenv("STAGEGATE_REQUESTS_PER_SECOND"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("STAGEGATE_REQUESTS_PER_SECOND: %w", err)
+		}
+		c.Limits.Requests.Default.PerSecond = f
+	}
+	if v := getenv("STAGEGATE_REQUESTS_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("STAGEGATE_REQUESTS_BURST: %w", err)
+		}
+		c.Limits.Requests.Default.Burst = n
+	}
 	if v := getenv("STAGEGATE_MIN_UPLOAD_RATE"); v != "" {
 		s, err := ParseSize(v)
 		if err != nil {
@@ -301,6 +371,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		{"STAGEGATE_READ_HEADER_TIMEOUT", &c.Server.ReadHeaderTimeout},
 		{"STAGEGATE_WRITE_TIMEOUT", &c.Server.WriteTimeout},
 		{"STAGEGATE_UPLOAD_RATE_WINDOW", &c.Server.UploadRateWindow},
+		{"STAGEGATE_SHUTDOWN_TIMEOUT", &c.Server.ShutdownTimeout},
 	}
 	for _, d := range durations {
 		if v := getenv(d.name); v != "" {
@@ -374,6 +445,19 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxFiles <= 0 {
 		errs = append(errs, errors.New("limits.max_files must be positive"))
 	}
+	if c.Limits.UploadsPerKey < 0 {
+		errs = append(errs, errors.New("limits.uploads_per_key must not be negative (0 turns the cap off)"))
+	}
+	for _, key := range []string{"default", "reader", "publisher", "promoter", "approver", "admin"} {
+		r := c.Limits.Requests.byRole()[key]
+		switch {
+		case r == nil:
+		case r.PerSecond < 0 || math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0):
+			errs = append(errs, fmt.Errorf("limits.requests.%s.per_second must be a finite number, at least 0 (0 turns the limit off)", key))
+		case r.PerSecond > 0 && r.Burst < 1:
+			errs = append(errs, fmt.Errorf("limits.requests.%s.burst must be at least 1 when per_second is set", key))
+		}
+	}
 	// Zero would mean "no limit" to net/http, which is exactly the hold-open
 	// these settings exist to prevent; turning them off is not offered.
 	for _, d := range []struct {
@@ -384,6 +468,7 @@ func (c *Config) Validate() error {
 		{"server.read_header_timeout", c.Server.ReadHeaderTimeout},
 		{"server.write_timeout", c.Server.WriteTimeout},
 		{"server.upload_rate_window", c.Server.UploadRateWindow},
+		{"server.shutdown_timeout", c.Server.ShutdownTimeout},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s, not %s", d.key, d.v))

@@ -19,6 +19,7 @@ import (
 	"github.com/stagegate/stagegate/audit"
 	"github.com/stagegate/stagegate/environment"
 	"github.com/stagegate/stagegate/internal/auth"
+	"github.com/stagegate/stagegate/oci"
 	"github.com/stagegate/stagegate/promotion"
 	"github.com/stagegate/stagegate/registry"
 	"github.com/stagegate/stagegate/rollback"
@@ -56,8 +57,17 @@ type API struct {
 	// separate listener, and this router answers 404 there.
 	Observer       Observer
 	MetricsHandler http.Handler
+	// UI, when set, serves /ui/ (internal/dashboard). It is mounted behind
+	// NoRoute, not as routes: its pages are not API operations, and it
+	// reaches the API only through this handler, with the person's keys.
+	UI http.Handler
+	// KeyLimits bound each credential's request rate and uploads in
+	// flight (ratelimit.go); the zero value limits nothing.
+	KeyLimits KeyLimits
 
-	refusals *refusalBudget
+	refusals  *refusalBudget
+	throttled *refusalBudget // audit rows of rate_limited refusals
+	limiter   *keyLimiter
 }
 
 // maxJSONBody bounds JSON request bodies (a publish lists at most
@@ -73,6 +83,8 @@ func (a *API) Handler() http.Handler {
 		a.Logger = slog.Default()
 	}
 	a.refusals = newRefusalBudget()
+	a.throttled = newRefusalBudget()
+	a.limiter = newKeyLimiter(a.KeyLimits)
 	if a.Observer == nil {
 		a.Observer = noObserver{}
 	}
@@ -122,13 +134,16 @@ func (a *API) Handler() http.Handler {
 	env.GET("/gate-runs/:id", a.handle(auth.PermRead, "", a.gateRun))
 	v1.GET("/gate-runs/:id", a.handle(auth.PermRead, "", a.gateRun))
 	env.HEAD("/blobs/:digest", a.handle(auth.PermRead, "", a.headBlob))
-	env.PUT("/blobs/:digest", a.handle(auth.PermPublish, audit.ActionBlobUpload, a.putBlob))
+	env.PUT("/blobs/:digest", a.handle(auth.PermPublish, audit.ActionBlobUpload, a.uploadSlot(a.putBlob)))
 	env.GET("/audit", a.handle(auth.PermRead, "", a.queryAudit))
 	env.GET("/audit/export", a.handle(auth.PermRead, "", a.exportAudit))
 	env.GET("/audit/checkpoint", a.handle(auth.PermRead, "", a.auditCheckpoint))
 	env.GET("/keys", a.handle(auth.PermManageKeys, "", a.listKeys))
 	env.POST("/keys", a.handle(auth.PermManageKeys, audit.ActionKeyCreate, a.createKey))
 	env.DELETE("/keys/:id", a.handle(auth.PermManageKeys, audit.ActionKeyRevoke, a.revokeKey))
+	// The OCI Distribution API (oci.go): the same keys and environments,
+	// for registry clients.
+	a.ociRoutes(r)
 	return r
 }
 
@@ -192,6 +207,12 @@ func (a *API) handle(perm auth.Permission, action string, h handlerFunc) gin.Han
 		if req.auditIn == nil && urlEnv == "" {
 			req.auditIn = req.env
 		}
+		// Before authorisation: a key hammering routes it may not use is
+		// throttled all the same.
+		if err := a.limiter.admit(p, a.Now()); err != nil {
+			a.fail(c, req, req.action, err)
+			return
+		}
 		if perm == "" {
 			req.env = nil
 		} else {
@@ -246,6 +267,11 @@ func (a *API) fail(c *gin.Context, req *request, action string, err error) {
 	if action == audit.ActionAuthenticate && !a.refusals.admit(ev.Details) {
 		return
 	}
+	// A throttled key would otherwise write an audit row per refused
+	// request, the flood the limit exists to stop.
+	if ev.ErrorCode == registry.CodeRateLimited.Name && !a.throttled.admit(ev.Details) {
+		return
+	}
 	a.record(c, req.auditIn, ev)
 }
 
@@ -279,6 +305,11 @@ func (a *API) record(c *gin.Context, env *environment.Environment, ev audit.Even
 
 // writeError writes the JSON error envelope and returns the status.
 func (a *API) writeError(c *gin.Context, err error) int {
+	setRetryAfter(c, err)
+	if endpoint, ok := c.Get(ctxOCIEndpoint); ok {
+		// An OCI API request: registry clients read the OCI envelope.
+		return a.writeOCIError(c, err, endpoint.(oci.Endpoint))
+	}
 	status, body := wireError(err)
 	if status >= 500 {
 		a.Logger.Error("request failed", "request_id", c.GetString(ctxRequestID), "code", body.Error.Code, "err", err)

@@ -20,6 +20,7 @@ var statusOf = map[registry.ErrorKind]int{
 	registry.TooLarge:         http.StatusRequestEntityTooLarge,
 	registry.Unavailable:      http.StatusServiceUnavailable,
 	registry.MethodNotAllowed: http.StatusMethodNotAllowed,
+	registry.TooManyRequests:  http.StatusTooManyRequests,
 }
 
 // wireError converts err for the wire. Internal errors keep their text out

@@ -121,6 +121,9 @@ func (a *API) serveFile(c *gin.Context, req *request, name, version, path string
 		if errors.Is(err, errNothingWritten) {
 			c.Writer.Header().Del("Content-Length")
 			c.Writer.Header().Del("X-Stagegate-Digest")
+			// The error body is JSON, not the file's media type (gin keeps
+			// a Content-Type that is already set).
+			c.Writer.Header().Del("Content-Type")
 			return registry.StorageError("reading "+f.Digest.String(), err)
 		}
 		if errors.Is(err, registry.ErrDigestMismatch) {

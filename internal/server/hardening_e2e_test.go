@@ -83,6 +83,9 @@ func TestCorruptBytesNeverServedWhole(t *testing.T) {
 		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), `"code":"internal"`) {
 			t.Errorf("GET %s of corrupt content = %d %s, want 500 with a JSON error", path, resp.StatusCode, body)
 		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("GET %s of corrupt content: Content-Type %q, want the JSON error's", path, ct)
+		}
 	}
 	// Large content is cut short of its Content-Length: the client's read
 	// fails instead of ending cleanly.

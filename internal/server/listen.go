@@ -2,9 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
-	"time"
 )
 
 // Serve listens on cfg.Addr until ctx is cancelled, then shuts down
@@ -43,10 +43,15 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Shutdown closes the listener at once (new connections are refused)
+	// and waits for requests in flight, uploads included, to finish.
+	s.logger.Info("shutting down", "timeout", sc.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
+		// Requests still running past the timeout are cut, not waited for.
+		srv.Close()
+		return fmt.Errorf("shutdown: requests still in flight after %s: %w", sc.ShutdownTimeout, err)
 	}
 	return nil
 }

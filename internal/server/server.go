@@ -101,6 +101,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		Ready:        s.Ready,
 		Logger:       logger,
 		Observer:     s.metrics,
+		KeyLimits: httpapi.KeyLimits{
+			Requests: func(r auth.Role) httpapi.Rate {
+				rate := cfg.Limits.Requests.For(string(r))
+				return httpapi.Rate{PerSecond: rate.PerSecond, Burst: rate.Burst}
+			},
+			MaxUploads: cfg.Limits.UploadsPerKey,
+		},
 	}
 	api.AlertmanagerSecret = func(e *environment.Environment) string {
 		return cfg.Environments[e.Position()].Hooks.AlertmanagerToken()

@@ -82,7 +82,8 @@ func newServedStack(t *testing.T) (*stack, *logBuffer) {
 	cfg.DataDir = t.TempDir()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Server = config.Server{IdleTimeout: testIdleTimeout, ReadHeaderTimeout: testHeaderTimeout,
-		WriteTimeout: testWriteStall, MinUploadRate: testMinRate, UploadRateWindow: testRateWindow}
+		WriteTimeout: testWriteStall, MinUploadRate: testMinRate, UploadRateWindow: testRateWindow,
+		ShutdownTimeout: cfg.Server.ShutdownTimeout}
 	logs := &logBuffer{}
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)), server.WithSigners(signingtest.Signers(t)))
 	if err != nil {
