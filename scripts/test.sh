@@ -110,6 +110,12 @@ cleanup_cmds+=("psql -q -h $pg_host -p $pg_port -U $pg_user -d postgres -c 'DROP
 export STAGEGATE_TEST_POSTGRES_DSN="postgres://$pg_user@$pg_host:$pg_port/$pg_db?sslmode=disable"
 log "PostgreSQL database $pg_db on $pg_host:$pg_port"
 
+# --- Chromium (the dashboard's browser test) -------------------------------
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing Chromium from Debian packages"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 # --- checks --------------------------------------------------------------
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

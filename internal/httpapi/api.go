@@ -99,6 +99,10 @@ func (a *API) Handler() http.Handler {
 	r.Use(a.measure, a.requestContext, gin.CustomRecoveryWithWriter(io.Discard, a.recovered))
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
+		if p := c.Request.URL.Path; a.UI != nil && (p == "/ui" || strings.HasPrefix(p, "/ui/")) {
+			a.UI.ServeHTTP(c.Writer, c.Request) // the dashboard: HTML pages, not API routes
+			return
+		}
 		a.writeError(c, registry.CodeNotFound.Errorf("no such route"))
 	})
 	r.NoMethod(func(c *gin.Context) {

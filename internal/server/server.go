@@ -20,6 +20,7 @@ import (
 	"github.com/stagegate/stagegate/internal/blob/filesystem"
 	blobminio "github.com/stagegate/stagegate/internal/blob/minio"
 	"github.com/stagegate/stagegate/internal/config"
+	"github.com/stagegate/stagegate/internal/dashboard"
 	"github.com/stagegate/stagegate/internal/httpapi"
 	"github.com/stagegate/stagegate/internal/metadata"
 	"github.com/stagegate/stagegate/internal/metrics"
@@ -115,6 +116,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if cfg.Server.MetricsAddr == "" {
 		api.MetricsHandler = s.metrics.Handler()
 	}
+	// The dashboard calls the API in process with each person's own keys; it
+	// reaches s.handler when a request comes, after it is built below.
+	api.UI = dashboard.New(dashboard.Options{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.handler.ServeHTTP(w, r)
+	}), KeyFields: len(cfg.Environments), Logger: logger, Now: o.now})
 	s.handler = api.Handler()
 	return s, nil
 }
