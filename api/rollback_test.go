@@ -17,7 +17,7 @@ func TestRollbackRoundTrip(t *testing.T) {
 	}{
 		{"Release", roundTrip(registry.Release{ID: 4, Number: 3, Environment: "prod", Name: "fraud-detector", Version: "1.0.0",
 			ManifestDigest: digest, Action: registry.ReleaseRollback, Source: "-", PreviousID: 3, Actor: "alertmanager", Reason: "ErrorRate",
-			GateRunID: "gr_2", CreatedAt: at, TriggeredBy: "alertmanager:a1b2"})},
+			GateRunID: "gr_2", CreatedAt: at, TriggeredBy: "alertmanager:a1b2", Forced: true})},
 		{"RollbackRequest", roundTrip(api.RollbackRequest{Name: "fraud-detector", Version: "1.0.0", Reason: "error rate", DryRun: true, Force: true})},
 		{"RollbackResponse", roundTrip(api.RollbackResponse[api.GateReport]{Outcome: api.RollbackDone, Version: "1.0.0", Release: &rollback, Previous: &release,
 			GateRun: &api.GateRunSummary{ID: "gr_2", PolicyDigest: "sha256:rollback", Passed: true}, Report: &report})},
