@@ -59,6 +59,7 @@ var (
 	CodeRateLimited      = Code{"rate_limited", TooManyRequests, "the credential is over its request rate or its concurrent uploads on this replica; retry after Retry-After seconds"}
 	CodeInternal         = Code{"internal", Internal, "a server fault; the cause is in the server log under the request id"}
 	CodeUnavailable      = Code{"unavailable", Unavailable, "storage or the database is unreachable; retrying may help"}
+	CodeBlobCollected    = Code{"blob_being_collected", Unavailable, "stagegate gc is removing a blob the publish names; retry shortly (a blob_not_found then says to upload it again)"}
 )
 
 // Codes lists every error code, in the order of the README's table.
@@ -69,6 +70,6 @@ func Codes() []Code {
 		CodeBlobSizeMismatch, CodeNotPromotable, CodeUnauthenticated, CodeInvalidToken, CodeTokenExpired, CodeForbidden,
 		CodeWrongEnvironment, CodePublishNotFirst, CodeEvidenceNotFirst, CodeOwnerRequired, CodeNoMatchingRule, CodeNotFound,
 		CodeVersionNotFound, CodeNoMatch, CodeMethodNotAllowed, CodeVersionExists, CodeKeyExists, CodeGateRunExists, CodeKindMismatch, CodeNotEligible,
-		CodeReleaseChanged, CodeTooLarge, CodeGateFailed, CodeRateLimited, CodeInternal, CodeUnavailable,
+		CodeReleaseChanged, CodeTooLarge, CodeGateFailed, CodeRateLimited, CodeInternal, CodeUnavailable, CodeBlobCollected,
 	}
 }

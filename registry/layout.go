@@ -2,6 +2,7 @@ package registry
 
 import (
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -20,14 +21,25 @@ import (
 //	├── attestations/sha256/<manifest hex>/<key id>.json
 //	│                                                 DSSE envelope of the gate results that admitted
 //	│                                                 the manifest (create-once)
-//	└── attestations/sha256/<manifest hex>/<key id>/rollback-<gate run id>.json
-//	                                                  DSSE envelope of the gate results of a rollback
-//	                                                  to the manifest, one per rollback (create-once)
+//	├── attestations/sha256/<manifest hex>/<key id>/rollback-<gate run id>.json
+//	│                                                 DSSE envelope of the gate results of a rollback
+//	│                                                 to the manifest, one per rollback (create-once)
+//	└── intents/<hex>                                 a publish's intent: the digests it is about to
+//	                                                  commit, one per line, written before it checks
+//	                                                  them; <hex> is a random attempt id (gc keeps
+//	                                                  what an intent younger than IntentTTL names, and
+//	                                                  removes older ones)
 //
-// Maintenance on the server host (`stagegate scrub`, never a request) adds
-// one family beside the tree: scrub/sha256/<hex> marks blobs/sha256/<hex> as
-// failing verification; the next verified upload of those bytes replaces
-// the blob and removes the mark (CorruptMarkKey).
+// Maintenance on the server host (`stagegate scrub` and `stagegate gc`,
+// never a request) adds families beside the tree: scrub/sha256/<hex> marks
+// blobs/sha256/<hex> as failing verification; the next verified upload of
+// those bytes replaces the blob and removes the mark (CorruptMarkKey).
+// gc/lease exists while a gc sweeps (GCLeaseKey), and gc/sha256/<hex> is
+// gc's tombstone on the digest <hex> (TombstoneKey): written before gc
+// re-checks the references of blobs/sha256/<hex> (and of what is filed
+// under that digest) and removed after it deleted them or kept them. A
+// publish that finds the lease checks the tombstones of the digests its
+// intent names; see internal/hygiene's GC for the ordering argument.
 //
 // Names may contain '/'; the segment "-", never a valid name segment, ends
 // a name, so "x@1.0.0" and a name "x/1.0.0" cannot collide and no key is
@@ -67,3 +79,25 @@ func RollbackAttestationKey(manifest v1.Hash, keyID, gateRunID string) string {
 func CorruptMarkKey(dgst v1.Hash) string { return "scrub/" + dgst.Algorithm + "/" + dgst.Hex }
 
 func keySegment(keyID string) string { return strings.ReplaceAll(keyID, ":", "-") }
+
+// IntentKey is the key of a publish attempt's intent; id is 64 random hex
+// digits.
+func IntentKey(id string) string { return "intents/" + id }
+
+// IntentsPrefix is the prefix of every intent key.
+const IntentsPrefix = "intents/"
+
+// IntentTTL bounds a publish attempt: it commits within half of it after
+// writing its intent, or not at all (it fails as unavailable, to be retried), and gc keeps what
+// an intent younger than IntentTTL names, so the other half is the margin
+// for the commit itself and for the store's clock against gc's.
+const IntentTTL = time.Hour
+
+// GCLeaseKey is the key gc holds (create-once) while it sweeps.
+const GCLeaseKey = "gc/lease"
+
+// TombstonesPrefix is the prefix of every tombstone key.
+const TombstonesPrefix = "gc/sha256/"
+
+// TombstoneKey is the key of gc's tombstone on the digest dgst.
+func TombstoneKey(dgst v1.Hash) string { return "gc/" + dgst.Algorithm + "/" + dgst.Hex }

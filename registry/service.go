@@ -3,6 +3,8 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"sort"
@@ -160,16 +162,25 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 	if len(req.SourceCommit) > 256 {
 		return PublishResult{}, CodeInvalidRequest.Errorf("sourceCommit is longer than 256 bytes")
 	}
-	files, err := s.checkFiles(ctx, e, req.Files)
+	files, err := s.parseFiles(req.Files)
 	if err != nil {
+		return PublishResult{}, err
+	}
+	built, err := BuildManifest(Config{Kind: kind, Name: name, Version: ver.Canonical, SourceCommit: req.SourceCommit, Labels: req.Labels}, files)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	// The intent and the gc check come before anything is looked up in
+	// the bucket, so that every blob found below is one gc either saw
+	// named or had finished with (internal/hygiene GC).
+	intentAt, err := s.announce(ctx, e, files, built)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	if err := s.statFiles(ctx, e, files); err != nil {
 		return PublishResult{}, err
 	}
 	if err := s.checkKind(ctx, e, name, kind); err != nil {
-		return PublishResult{}, err
-	}
-
-	built, err := BuildManifest(Config{Kind: kind, Name: name, Version: ver.Canonical, SourceCommit: req.SourceCommit, Labels: req.Labels}, files)
-	if err != nil {
 		return PublishResult{}, err
 	}
 	ciSigs, trust, err := s.checkCISignatures(e, built, files, req.CISignatures)
@@ -200,6 +211,11 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 	ev := by.Event(e.Name(), audit.ActionPublish, target, audit.Success)
 	ev.Time = rec.CreatedAt
 	ev.Details = map[string]string{"manifestDigest": built.ManifestDigest.String(), "ciSignature": string(trust)}
+	if IntentExpired(intentAt) {
+		// gc stops honouring the intent after IntentTTL: a commit this
+		// late might name blobs it already removed.
+		return PublishResult{}, CodeUnavailable.Errorf("publishing %s took longer than %s; retry", target, IntentTTL/2)
+	}
 	stored, created, err := e.Metadata().CommitVersion(ctx, rec, ev)
 	if err != nil {
 		var de *Error
@@ -301,9 +317,79 @@ func (s *Service) checkCISignatures(e Env, built Built, files []File, in []CISig
 	return judged, trust, nil
 }
 
-// checkFiles validates the file list and confirms every blob is stored with
-// the declared size, so a version never points at missing content.
-func (s *Service) checkFiles(ctx context.Context, e Env, in []File) ([]File, error) {
+// tombstoneWait is how long a publish waits for gc to finish with a blob
+// it names before it answers blob_being_collected.
+const tombstoneWait = 5 * time.Second
+
+// announce writes the intent of a publish: every digest the version will
+// name (AnnounceBlobs).
+func (s *Service) announce(ctx context.Context, e Env, files []File, built Built) (time.Time, error) {
+	digests := make([]v1.Hash, 0, len(files)+2)
+	digests = append(digests, built.ManifestDigest, built.ConfigDigest)
+	for _, f := range files {
+		digests = append(digests, f.Digest)
+	}
+	return AnnounceBlobs(ctx, e.Blobs(), digests)
+}
+
+// AnnounceBlobs is a writer's half of the handshake with `stagegate gc`
+// (internal/hygiene GC), called before it looks up or writes any of the
+// blobs digests it will commit an index row naming: it writes the intent
+// and only then looks for a gc sweeping. Without one (the usual case: one
+// read) the writer goes on. With one, for each digest it waits, a few
+// seconds at most, until gc's tombstone on it is gone: gc then either saw
+// the intent and kept the blob, or removed it, and the writer's own stat
+// or create-once write that follows says so. It returns when the intent
+// was written, for IntentExpired.
+func AnnounceBlobs(ctx context.Context, b Blobs, digests []v1.Hash) (time.Time, error) {
+	var intent bytes.Buffer
+	for _, d := range digests {
+		intent.WriteString(d.String())
+		intent.WriteByte('\n')
+	}
+	id := make([]byte, 32)
+	rand.Read(id)
+	at := time.Now()
+	if err := b.PutObject(ctx, IntentKey(hex.EncodeToString(id)), intent.Bytes()); err != nil {
+		return at, StorageError("writing the intent", err)
+	}
+	switch _, err := b.GetObject(ctx, GCLeaseKey, 4096); {
+	case errors.Is(err, ErrObjectNotFound):
+		return at, nil
+	case err != nil:
+		return at, StorageError("reading the gc lease", err)
+	}
+	deadline := time.Now().Add(tombstoneWait)
+	for _, d := range digests {
+		for {
+			_, err := b.GetObject(ctx, TombstoneKey(d), 4096)
+			if errors.Is(err, ErrObjectNotFound) {
+				break
+			}
+			if err != nil {
+				return at, StorageError("reading a gc tombstone", err)
+			}
+			if time.Now().After(deadline) {
+				return at, CodeBlobCollected.Errorf("stagegate gc is removing or re-checking blob %s; retry shortly", d).
+					WithDetails(map[string]string{"digest": d.String()})
+			}
+			select {
+			case <-ctx.Done():
+				return at, StorageError("waiting for gc", ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return at, nil
+}
+
+// IntentExpired reports whether an intent written at at (AnnounceBlobs)
+// is too old to commit on: gc honours it for IntentTTL, and the other half
+// is margin for the commit itself and for clock skew.
+func IntentExpired(at time.Time) bool { return time.Since(at) > IntentTTL/2 }
+
+// parseFiles validates the file list (nothing is looked up).
+func (s *Service) parseFiles(in []File) ([]File, error) {
 	if len(in) == 0 {
 		return nil, CodeInvalidRequest.Errorf("a version needs at least one file")
 	}
@@ -330,16 +416,6 @@ func (s *Service) checkFiles(ctx context.Context, e Env, in []File) ([]File, err
 		if len(f.MediaType) > 255 {
 			return nil, CodeInvalidRequest.Errorf("file %q has a media type longer than 255 bytes", p)
 		}
-		size, err := e.Blobs().StatBlob(ctx, f.Digest)
-		switch {
-		case errors.Is(err, ErrObjectNotFound):
-			return nil, CodeBlobNotFound.Errorf("file %q: blob %s has not been uploaded", p, f.Digest).
-				WithDetails(map[string]string{"path": p, "digest": f.Digest.String()})
-		case err != nil:
-			return nil, StorageError("stat blob", err)
-		case size != f.Size:
-			return nil, CodeBlobSizeMismatch.Errorf("file %q: declared size %d, stored blob has %d bytes", p, f.Size, size)
-		}
 		mt := f.MediaType
 		if mt == "" {
 			mt = DefaultFileMediaType
@@ -348,6 +424,24 @@ func (s *Service) checkFiles(ctx context.Context, e Env, in []File) ([]File, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+// statFiles confirms every file's blob is stored with the declared size,
+// so a version never points at missing content.
+func (s *Service) statFiles(ctx context.Context, e Env, files []File) error {
+	for _, f := range files {
+		size, err := e.Blobs().StatBlob(ctx, f.Digest)
+		switch {
+		case errors.Is(err, ErrObjectNotFound):
+			return CodeBlobNotFound.Errorf("file %q: blob %s has not been uploaded", f.Path, f.Digest).
+				WithDetails(map[string]string{"path": f.Path, "digest": f.Digest.String()})
+		case err != nil:
+			return StorageError("stat blob", err)
+		case size != f.Size:
+			return CodeBlobSizeMismatch.Errorf("file %q: declared size %d, stored blob has %d bytes", f.Path, f.Size, size)
+		}
+	}
+	return nil
 }
 
 // KindIndex is an optional capability of an environment's metadata: the

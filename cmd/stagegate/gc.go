@@ -21,6 +21,9 @@ import (
 type hygieneFlags struct {
 	server serverFlags
 	env    string
+	// retained is set by withBucket: the environment's bucket has
+	// retention (object lock).
+	retained bool
 }
 
 func (c *cli) addHygieneFlags(cmd *cobra.Command, f *hygieneFlags) {
@@ -49,6 +52,11 @@ func (c *cli) withBucket(ctx context.Context, f *hygieneFlags, fn func(context.C
 	if err != nil {
 		return usageError{fmt.Errorf("unknown environment %q (configured: %s)", f.env, strings.Join(cfg.EnvironmentNames(), ", "))}
 	}
+	for _, e := range cfg.Environments {
+		if e.Name == f.env {
+			f.retained = e.Retention != nil
+		}
+	}
 	d, err := server.OpenBucket(ctx, cfg, f.env)
 	if err != nil {
 		return err
@@ -72,22 +80,23 @@ func (c *cli) gcCommand() *cobra.Command {
 		Long: "gc removes from ENV's bucket the blobs, signatures and attestations that no version, evidence or ref refers to " +
 			"and that are older than --grace, the filesystem driver's temp files and MinIO's incomplete multipart uploads " +
 			"started before it. It prints each object removed and the bytes freed; --dry-run prints the same and removes nothing.\n\n" +
-			"The grace period protects publishes in flight, whose blobs are uploaded before the version is committed: it must be " +
-			"at least 1h, or exactly 0, which is only safe while no publish can run (the service stopped). Objects under MinIO " +
-			"retention (object lock) are skipped and reported as locked.",
+			"Publishes running meanwhile are protected by a handshake of publish intents and gc tombstones (see the README); " +
+			"the grace period protects evidence uploads and promotions in flight: it must be at least 1h, or exactly 0, which is " +
+			"only safe while none can run. Incomplete uploads are aborted only when older than the grace and at least 1h. " +
+			"Objects under MinIO retention (object lock) are skipped and reported as locked.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := hygiene.CheckGrace(grace); err != nil {
 				return usageError{err}
 			}
 			return c.withBucket(cmd.Context(), &f, func(ctx context.Context, b hygiene.Bucket, meta *metadata.Env) error {
-				return c.runGC(ctx, f.env, &hygiene.GC{Bucket: b, Index: meta, Grace: grace, DryRun: dryRun})
+				return c.runGC(ctx, f.env, &hygiene.GC{Bucket: b, Index: meta, Grace: grace, DryRun: dryRun, Retained: f.retained})
 			})
 		},
 	}
 	c.addHygieneFlags(cmd, &f)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
-	cmd.Flags().DurationVar(&grace, "grace", hygiene.DefaultGrace, "leave objects younger than this (at least 1h, or 0 when no publish can run)")
+	cmd.Flags().DurationVar(&grace, "grace", hygiene.DefaultGrace, "leave objects younger than this (at least 1h, or 0 when no promotion or evidence upload can run)")
 	return cmd
 }
 

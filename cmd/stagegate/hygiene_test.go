@@ -56,7 +56,9 @@ func TestCLIHygiene(t *testing.T) {
 			t.Fatalf("gc of an unknown environment: exit %d", code)
 		}
 		code, out, errOut := runCLI(t, nil, append([]string{"gc", "--dry-run"}, host...)...)
-		if code != 0 || strings.Count("\n"+out, "\nwould remove ") != 3 || !strings.Contains(out, "gc dev: would remove 3 objects") {
+		// A refused publish's file, manifest and signature, and the two
+		// publishes' intents, stale once aged.
+		if code != 0 || strings.Count("\n"+out, "\nwould remove ") != 5 || !strings.Contains(out, "gc dev: would remove 5 objects") {
 			t.Fatalf("gc --dry-run: %d %q %q", code, out, errOut)
 		}
 		code, out, errOut = runCLI(t, nil, append([]string{"gc", "-o", "json"}, host...)...)
@@ -69,7 +71,7 @@ func TestCLIHygiene(t *testing.T) {
 			}
 			Result struct{ Removed, Failed int }
 		}
-		if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.DryRun || len(res.Removed) != 3 || res.Result.Removed != 3 {
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.DryRun || len(res.Removed) != 5 || res.Result.Removed != 5 {
 			t.Fatalf("gc -o json: %d %q %q", code, out, errOut)
 		}
 		for _, r := range res.Removed {

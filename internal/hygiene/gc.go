@@ -4,26 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/stagegate/stagegate/internal/blob"
+	"github.com/stagegate/stagegate/registry"
 )
 
 // MinGrace is the shortest grace period gc accepts, apart from an explicit
-// zero. Grace is what protects a publish in flight: its blobs are uploaded
-// before the version is committed, and until then nothing refers to them.
-// An hour is far longer than any publish takes between its last upload and
-// its commit; a zero grace is for a service that is stopped (or a test).
+// zero. Publishes no longer need it (the handshake, see GC), but two
+// writers still do, which store a blob before the index names it and
+// write no intent: evidence (AddEvidence) and the copies a promotion makes
+// into its target bucket. An hour is far longer than either takes between
+// its first write and its commit; a zero grace is for a service that is
+// stopped (or a test).
 const MinGrace = time.Hour
+
+// MinUploadGrace is the shortest age at which gc aborts an incomplete
+// upload (a filesystem temp file, a MinIO multipart upload), also with a
+// zero grace: nothing but its age tells an upload in progress from an
+// abandoned one, and a large file takes a while to upload.
+const MinUploadGrace = time.Hour
 
 // DefaultGrace is gc's grace period when none is given.
 const DefaultGrace = 24 * time.Hour
 
 // CheckGrace refuses a grace period between zero and MinGrace: short
-// enough to race a publish, yet not an explicit "nothing is running".
+// enough to race an evidence upload or a promotion, yet not an explicit
+// "nothing is running".
 func CheckGrace(g time.Duration) error {
 	if g < 0 || (g > 0 && g < MinGrace) {
-		return fmt.Errorf("grace %s: must be 0 (only when no publish can run) or at least %s", g, MinGrace)
+		return fmt.Errorf("grace %s: must be 0 (only when no promotion or evidence upload can run) or at least %s", g, MinGrace)
 	}
 	return nil
 }
@@ -35,28 +48,72 @@ func CheckGrace(g time.Duration) error {
 // the config and file blobs the manifest names (and the files the index
 // lists), and the version's evidence blobs; signatures and attestations
 // under a referenced manifest's digest; scrub's mark on a referenced blob;
-// ref objects themselves (they make the bucket self-describing). Keys of no
-// known family are never removed, only counted.
+// ref objects themselves (they make the bucket self-describing); every
+// digest a publish intent younger than registry.IntentTTL names. Keys of
+// no known family are never removed, only counted.
 //
 // Removed (the sweep): blobs, signatures, attestations and scrub marks that
-// nothing refers to AND that are older than the grace period; incomplete
-// uploads (filesystem temp files, MinIO multipart uploads) started before
-// it.
+// nothing refers to AND that are older than the grace period; intents older
+// than registry.IntentTTL; tombstones a failed run left; incomplete uploads
+// (filesystem temp files, MinIO multipart uploads) started before the
+// grace, and at least MinUploadGrace, ago.
 //
-// Safety with concurrent publishes rests on two guards. The grace period:
-// a publish uploads its blobs (and writes its manifest and signature)
-// before it commits the version, and an object younger than the grace is
-// never a candidate. The re-check: right before sweeping, the mark is taken
-// again, so a version committed since the first mark keeps what it refers
-// to. What the guards leave open is named in the README (a publish that
-// reuses an orphan older than the grace and commits between the re-check
-// and the removal).
+// # Concurrent publishes: the handshake
+//
+// A publish relies on blobs that may be old orphans (a client's HEAD found
+// the blob, so it did not upload it again; a create-once write of a config
+// or manifest found it stored). Age and the index alone cannot protect
+// those: gc could re-check the index, the publish commit, and gc remove.
+// So both sides write first and read second, on strongly consistent
+// storage (MinIO, the filesystem; create-once writes):
+//
+//	publish (registry.Service.Publish)      gc (Run)
+//	P1 write intents/<id>: every digest     G1 create gc/lease (create-once:
+//	   the version will name (files,           one gc at a time)
+//	   config, manifest)                    G2 write gc/sha256/<hex> for every
+//	P2 read gc/lease; if present, wait         candidate digest
+//	   until gc/sha256/<hex> is gone for    G3 mark again: index, refs, and
+//	   each digest (or fail: retry)            the intents younger than IntentTTL
+//	P3 stat the file blobs; write config,   G4 delete the unmarked candidates
+//	   manifest, signature (create-once)    G5 delete the tombstones
+//	P4 commit, if within IntentTTL/2 of P1  G6 delete gc/lease
+//
+// Claim: if gc deletes a digest D at G4 that a publish names, the publish
+// either fails or re-creates D (config, manifest) or finds it missing at P3
+// (files: blob_not_found) — it never commits a version naming a removed
+// blob. Proof: G3 did not see the publish's intent (else D is marked), so
+// G3 began before P1 ended; hence G1 and G2(D) ended before P1 ended, so
+// before P2 began. At P2 either the lease is gone — then G4 ended before
+// P2, and P3 comes after: the stat fails or the write re-creates D — or the
+// lease is there, and the publish reads D's tombstone after G2(D): present,
+// it waits until G5 (after G4) removed it, then P3 follows; absent, G5 and
+// so G4 ended already. The one timing assumption: an intent is honoured
+// for IntentTTL, and the publish refuses to commit more than half of that
+// after writing it (the rest is margin for the commit itself and for clock
+// skew between the store and gc's host). Publishes need no grace period
+// at all: TestGCConcurrentPublishes races publishes reusing orphans
+// against gc at grace 0.
+//
+// On a bucket under retention (Retained) gc runs without the handshake:
+// its lease and tombstones could not be removed.
+//
+// Not covered by the handshake (they write no intent yet; a call of
+// registry.AnnounceBlobs before their first write and of
+// registry.IntentExpired before their commit would cover them): evidence
+// blobs (AddEvidence stores the blob, then the index row) and promotion
+// copies into the target environment's bucket. The grace (MinGrace)
+// protects them, as before.
 type GC struct {
 	Bucket Bucket
 	Index  Index
 	Grace  time.Duration
 	DryRun bool
-	Now    func() time.Time
+	// Retained says the bucket keeps every object under retention (MinIO
+	// object lock): the lease and tombstones could not be removed until
+	// it ends, so gc does without the handshake, and only the grace and
+	// the re-check protect publishes, as before the handshake.
+	Retained bool
+	Now      func() time.Time
 	// Report is called for each object removed (or, with DryRun, that
 	// would be), and each one that could not be (Removal.Err).
 	Report func(Removal)
@@ -71,7 +128,7 @@ type GC struct {
 // Removal is one object gc removed or skipped.
 type Removal struct {
 	Key    string
-	Family string // blob, signature, attestation, scrub-mark, upload
+	Family string // blob, signature, attestation, scrub-mark, intent, tombstone, upload
 	Size   int64
 	Age    time.Duration
 	// Err is why it was not removed: blob.ErrLocked under retention, or a
@@ -97,6 +154,14 @@ type candidate struct {
 	hex  string
 }
 
+// ErrLeaseHeld: another gc holds the environment's lease, or one crashed
+// and left it.
+var ErrLeaseHeld = errors.New("gc: another gc is running on this environment")
+
+// maxIntentSize bounds an intent read back: a digest line (72 bytes) per
+// file of the largest version, with room.
+const maxIntentSize = 16 << 20
+
 // Run performs one collection.
 func (g *GC) Run(ctx context.Context) (GCResult, error) {
 	if err := CheckGrace(g.Grace); err != nil {
@@ -113,14 +178,21 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 	// List first, mark second: an object listed here that a version
 	// committed after the listing refers to is caught by the mark or the
 	// re-check, never the other way round.
-	var cands []candidate
+	var cands, stale []candidate
 	err := g.Bucket.List(ctx, "", func(info blob.Info) error {
 		res.Scanned++
 		fam, hex := classify(info.Key)
 		switch {
 		case fam == famUnknown:
 			res.Unknown++
-		case fam == famRef:
+		case fam == famRef, fam == famLease:
+		case fam == famIntent:
+			// Read at the re-check while young; removed once stale.
+			if start.Sub(info.ModTime) >= registry.IntentTTL {
+				stale = append(stale, candidate{info: info, fam: fam, hex: hex})
+			}
+		case fam == famTombstone:
+			stale = append(stale, candidate{info: info, fam: fam, hex: hex})
 		case !info.ModTime.Before(cutoff):
 			res.Young++
 		default:
@@ -140,8 +212,27 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 	if g.afterMark != nil {
 		g.afterMark()
 	}
+	var doomed []candidate // unmarked after the first mark
+	for _, c := range cands {
+		if _, referenced := m.blobs[c.hex]; !referenced {
+			doomed = append(doomed, c)
+		}
+	}
+
+	if !g.DryRun && !g.Retained {
+		release, err := g.tombstone(ctx, start, doomed)
+		// The lease and tombstones go last, whatever happened: until
+		// then every publish that finds the lease checks tombstones.
+		defer release()
+		if err != nil {
+			return res, err
+		}
+	}
 	// The re-check. Manifests expanded in the first pass are not read again.
 	if err := mk.mark(ctx, m); err != nil {
+		return res, fmt.Errorf("gc: nothing removed: %w", err)
+	}
+	if err := g.markIntents(ctx, mk.store, start, m); err != nil {
 		return res, fmt.Errorf("gc: nothing removed: %w", err)
 	}
 	res.Referenced = len(m.blobs)
@@ -149,7 +240,7 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 		g.beforeSweep()
 	}
 
-	for _, c := range cands {
+	for _, c := range doomed {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
@@ -159,16 +250,120 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 		if _, referenced := m.blobs[c.hex]; referenced {
 			continue
 		}
-		r := Removal{Key: c.info.Key, Family: c.fam.String(), Size: c.info.Size, Age: start.Sub(c.info.ModTime)}
-		if !g.DryRun {
-			r.Err = g.Bucket.Delete(ctx, c.info.Key)
-		}
-		g.count(&res, r)
+		g.remove(ctx, &res, start, c)
 	}
-	if err := g.sweepUploads(ctx, cutoff, start, &res); err != nil {
+	for _, c := range stale {
+		if c.fam == famTombstone && !g.DryRun && !g.Retained {
+			continue // release removes them
+		}
+		g.remove(ctx, &res, start, c)
+	}
+	uploadCutoff := start.Add(-max(g.Grace, MinUploadGrace))
+	if err := g.sweepUploads(ctx, uploadCutoff, start, &res); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+func (g *GC) remove(ctx context.Context, res *GCResult, start time.Time, c candidate) {
+	r := Removal{Key: c.info.Key, Family: c.fam.String(), Size: c.info.Size, Age: start.Sub(c.info.ModTime)}
+	if !g.DryRun {
+		r.Err = g.Bucket.Delete(ctx, c.info.Key)
+	}
+	g.count(res, r)
+}
+
+// tombstone takes the lease (G1) and writes a tombstone on every digest of
+// doomed (G2). release deletes the tombstones it wrote and those a failed
+// run left (G5), then the lease (G6); it uses a context of its own, so that
+// a cancelled run still cleans up.
+func (g *GC) tombstone(ctx context.Context, start time.Time, doomed []candidate) (release func(), err error) {
+	store := blob.NewStore(g.Bucket)
+	lease := fmt.Appendf(nil, "gc since %s\n", start.UTC().Format(time.RFC3339))
+	if err := store.PutObject(ctx, registry.GCLeaseKey, lease); err != nil {
+		if errors.Is(err, registry.ErrObjectExists) {
+			held := ""
+			if info, serr := g.Bucket.Stat(ctx, registry.GCLeaseKey); serr == nil {
+				held = fmt.Sprintf(" (since %s)", info.ModTime.UTC().Format(time.RFC3339))
+			}
+			return func() {}, fmt.Errorf("%w: %s exists%s; if no gc runs (one crashed), delete that object and run again", ErrLeaseHeld, registry.GCLeaseKey, held)
+		}
+		return func() {}, fmt.Errorf("gc: taking the lease: %w", err)
+	}
+	release = func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		// Listed rather than remembered, so that a failed run's
+		// leftovers go too: under this lease, every tombstone is gc's.
+		var tombstones []string
+		_ = g.Bucket.List(cctx, registry.TombstonesPrefix, func(info blob.Info) error {
+			tombstones = append(tombstones, info.Key)
+			return nil
+		})
+		for _, key := range tombstones {
+			_ = g.Bucket.Delete(cctx, key)
+		}
+		_ = g.Bucket.Delete(cctx, registry.GCLeaseKey)
+	}
+	seen := map[string]bool{}
+	for _, c := range doomed {
+		if seen[c.hex] {
+			continue
+		}
+		seen[c.hex] = true
+		key := registry.TombstoneKey(v1.Hash{Algorithm: "sha256", Hex: c.hex})
+		if err := store.PutObject(ctx, key, nil); err != nil && !errors.Is(err, registry.ErrObjectExists) {
+			return release, fmt.Errorf("gc: nothing removed: writing tombstone %s: %w", key, err)
+		}
+	}
+	return release, nil
+}
+
+// markIntents marks every digest named by an intent younger than
+// registry.IntentTTL (G3): a publish in flight relies on them.
+func (g *GC) markIntents(ctx context.Context, store *blob.Store, start time.Time, m *marks) error {
+	return g.Bucket.List(ctx, registry.IntentsPrefix, func(info blob.Info) error {
+		if fam, _ := classify(info.Key); fam != famIntent || start.Sub(info.ModTime) >= registry.IntentTTL {
+			return nil
+		}
+		data, err := store.GetObject(ctx, info.Key, maxIntentSize)
+		if errors.Is(err, registry.ErrObjectNotFound) {
+			return nil // removed by another gc as stale meanwhile: no longer honoured
+		}
+		if err != nil {
+			return fmt.Errorf("reading intent %s: %w", info.Key, err)
+		}
+		digests, err := parseIntent(data)
+		if err != nil {
+			return fmt.Errorf("intent %s: %w", info.Key, err)
+		}
+		for _, d := range digests {
+			m.add(d, "publish intent "+info.Key)
+		}
+		return nil
+	})
+}
+
+// parseIntent reads an intent: one sha256 digest a line. Any other line
+// fails it (and so the run: what it names is unknown).
+func parseIntent(data []byte) ([]string, error) {
+	var out []string
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSuffix(line, "\n")
+		d, err := registry.ParseDigest(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %q: %w", truncateLine(line), err)
+		}
+		out = append(out, d.Hex)
+	}
+	return out, nil
+}
+
+func truncateLine(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }
 
 func (g *GC) count(res *GCResult, r Removal) {

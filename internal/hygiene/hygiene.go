@@ -56,10 +56,13 @@ const (
 	famSignature          // signatures/sha256/<manifest hex>/<key id>
 	famAttestation        // attestations/sha256/<manifest hex>/...
 	famScrubMark          // scrub/sha256/<hex>
+	famIntent             // intents/<hex>: a publish attempt's intent
+	famTombstone          // gc/sha256/<hex>: gc's own, left by a run that failed
+	famLease              // gc/lease
 )
 
 func (f family) String() string {
-	return [...]string{"unknown", "blob", "ref", "signature", "attestation", "scrub-mark"}[f]
+	return [...]string{"unknown", "blob", "ref", "signature", "attestation", "scrub-mark", "intent", "tombstone", "lease"}[f]
 }
 
 // classify returns the family of key and the digest hex it belongs to: the
@@ -88,6 +91,15 @@ func classify(key string) (family, string) {
 	}
 	if hex, tail, ok := under("attestations/sha256/"); ok && tail != "" {
 		return famAttestation, hex
+	}
+	if hex, tail, ok := under(registry.IntentsPrefix); ok && tail == "" {
+		return famIntent, hex
+	}
+	if hex, tail, ok := under(registry.TombstonesPrefix); ok && tail == "" {
+		return famTombstone, hex
+	}
+	if key == registry.GCLeaseKey {
+		return famLease, ""
 	}
 	if _, _, ok := parseRefKey(key); ok {
 		return famRef, ""

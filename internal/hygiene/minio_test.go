@@ -79,17 +79,18 @@ func TestGCMinIO(t *testing.T) {
 			removed := map[string]Removal{}
 			// MinIO's clock cannot be turned back; gc's can go forward.
 			g := &GC{Bucket: f.bucket, Index: f.handle, Grace: DefaultGrace, Now: func() time.Time { return time.Now().Add(72 * time.Hour) },
-				Report: func(r Removal) { removed[r.Key] = r }}
+				Report: func(r Removal) { removed[r.Key] = r }, Retained: tc.retention != nil}
 			res, err := g.Run(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
 			locked := tc.retention != nil
-			// 3 leftovers of the refused publish, the abandoned blob, the open upload.
-			if len(removed) != 5 || res.Failed != 0 || (locked && (res.Locked != 4 || res.Removed != 1)) || (!locked && res.Removed != 5) {
+			// 3 leftovers of the refused publish, the abandoned blob, the
+			// two publishes' intents (stale 72h on), the open upload.
+			if len(removed) != 7 || res.Failed != 0 || (locked && (res.Locked != 6 || res.Removed != 1)) || (!locked && res.Removed != 7) {
 				t.Fatalf("result %+v, reports %v", res, removed)
 			}
-			want := before - 4
+			want := before - 6
 			if locked {
 				want = before
 			}
@@ -117,4 +118,12 @@ func TestGCMinIO(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGCConcurrentPublishesMinIO is TestGCConcurrentPublishes on MinIO,
+// whose create-once writes and strong consistency the handshake relies on.
+func TestGCConcurrentPublishesMinIO(t *testing.T) {
+	t.Parallel()
+	f, _, _ := minioFixture(t, nil)
+	racePublishes(t, f)
 }
