@@ -33,7 +33,7 @@ func (s *Store) VerifyBlob(ctx context.Context, dgst v1.Hash) (int64, error) {
 	}
 	defer rc.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx: ctx, r: rc})
+	n, err := io.Copy(h, ContextReader{Ctx: ctx, R: rc})
 	if err != nil {
 		return info.Size, fmt.Errorf("blob: verify %s: %w", dgst, err)
 	}
@@ -124,15 +124,16 @@ func (s *Store) clearMark(ctx context.Context, dgst v1.Hash) error {
 	return nil
 }
 
-// ctxReader stops a long read when the caller gives up.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+// ContextReader stops a long read or copy when the caller gives up (ctx
+// ends): io.Copy and hashing loops have no context of their own.
+type ContextReader struct {
+	Ctx context.Context
+	R   io.Reader
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
+func (c ContextReader) Read(p []byte) (int, error) {
+	if err := c.Ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	return c.R.Read(p)
 }

@@ -191,7 +191,7 @@ func hashFiles(ctx context.Context, paths []string) (map[string]string, error) {
 			return nil, fmt.Errorf("scrub: --repair-from: %w", err)
 		}
 		h := sha256.New()
-		_, err = io.Copy(h, ctxReader{ctx, f})
+		_, err = io.Copy(h, blob.ContextReader{Ctx: ctx, R: f})
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("scrub: --repair-from %s: %w", p, err)
@@ -199,16 +199,4 @@ func hashFiles(ctx context.Context, paths []string) (map[string]string, error) {
 		out[hex.EncodeToString(h.Sum(nil))] = p
 	}
 	return out, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -80,7 +80,7 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, size int64) (
 		}
 	}()
 
-	n, err := io.Copy(f, ctxReader{ctx: ctx, r: r})
+	n, err := io.Copy(f, blob.ContextReader{Ctx: ctx, R: r})
 	if err != nil {
 		return fmt.Errorf("filesystem: put %q: %w", key, err)
 	}
@@ -179,18 +179,4 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %w", blob.ErrExists, err)
 	}
 	return err
-}
-
-// ctxReader stops a long copy when the caller gives up; the partial temp
-// file is then discarded.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -105,7 +105,7 @@ func (d *Driver) Replace(ctx context.Context, key string, r io.Reader, size int6
 			os.Remove(tmp)
 		}
 	}()
-	n, err := io.Copy(f, ctxReader{ctx: ctx, r: r})
+	n, err := io.Copy(f, blob.ContextReader{Ctx: ctx, R: r})
 	if err != nil {
 		return fmt.Errorf("filesystem: replace %q: %w", key, err)
 	}
