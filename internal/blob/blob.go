@@ -71,3 +71,17 @@ type Copier interface {
 	// streams instead. ErrNotFound when src has no object under key.
 	CopyFrom(ctx context.Context, src Driver, key string) (ok bool, err error)
 }
+
+// VerifyingCopier is a Copier that checks the bytes while it copies, so a
+// verified copy costs about as long as the copy alone instead of a re-read
+// followed by the copy.
+type VerifyingCopier interface {
+	Copier
+	// CopyVerifiedFrom is CopyFrom, except that the copy becomes visible
+	// only after verify returned nil. verify is called once, concurrently
+	// with the copy, with the bytes of the same version of the source
+	// object that is being copied (size of them, as src reported on stat);
+	// when it fails, or the source changes during the copy, nothing
+	// becomes visible and its error is returned.
+	CopyVerifiedFrom(ctx context.Context, src Driver, key string, verify func(r io.Reader, size int64) error) (ok bool, err error)
+}

@@ -112,6 +112,18 @@ func (c checked) CopyFrom(ctx context.Context, src Driver, key string) (bool, er
 	return cp.CopyFrom(ctx, unwrap(src), key)
 }
 
+// CopyVerifiedFrom forwards the VerifyingCopier capability like CopyFrom.
+func (c checked) CopyVerifiedFrom(ctx context.Context, src Driver, key string, verify func(io.Reader, int64) error) (bool, error) {
+	if err := CheckKey(key); err != nil {
+		return false, err
+	}
+	cp, ok := c.d.(VerifyingCopier)
+	if !ok {
+		return false, nil
+	}
+	return cp.CopyVerifiedFrom(ctx, unwrap(src), key, verify)
+}
+
 // unwrap returns the driver inside a Checked wrapper, or d itself.
 func unwrap(d Driver) Driver {
 	if c, ok := d.(checked); ok {

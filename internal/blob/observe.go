@@ -81,6 +81,20 @@ func (o observed) CopyFrom(ctx context.Context, src Driver, key string) (bool, e
 	return done, err
 }
 
+// CopyVerifiedFrom forwards the VerifyingCopier capability like CopyFrom.
+func (o observed) CopyVerifiedFrom(ctx context.Context, src Driver, key string, verify func(io.Reader, int64) error) (bool, error) {
+	cp, ok := o.d.(VerifyingCopier)
+	if !ok {
+		return false, nil
+	}
+	start := time.Now()
+	done, err := cp.CopyVerifiedFrom(ctx, bare(src), key, verify)
+	if done || err != nil {
+		o.observe(OpCopy, time.Since(start), err)
+	}
+	return done, err
+}
+
 // bare strips the Checked and Observed wrappers from d.
 func bare(d Driver) Driver {
 	for {

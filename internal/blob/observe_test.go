@@ -118,6 +118,32 @@ func (c sameTypeCopier) CopyFrom(ctx context.Context, src blob.Driver, key strin
 	return true, nil
 }
 
+// CopyVerifiedFrom is CopyFrom with the bytes shown to verify first, as
+// Store.CopyBlob requires of a copier before it trusts it with blobs.
+func (c sameTypeCopier) CopyVerifiedFrom(ctx context.Context, src blob.Driver, key string, verify func(io.Reader, int64) error) (bool, error) {
+	s, ok := src.(sameTypeCopier)
+	if !ok {
+		return false, nil
+	}
+	rc, info, err := s.Get(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return false, err
+	}
+	if err := verify(bytes.NewReader(data), info.Size); err != nil {
+		return false, err
+	}
+	if err := c.Put(ctx, key, bytes.NewReader(data), info.Size); err != nil {
+		return false, err
+	}
+	*c.copied = append(*c.copied, key)
+	return true, nil
+}
+
 // TestObservedForwardsServerSideCopy: Store.CopyBlob between two wrapped
 // drivers still reaches the inner drivers' CopyFrom with the inner source.
 func TestObservedForwardsServerSideCopy(t *testing.T) {
@@ -142,7 +168,7 @@ func TestObservedForwardsServerSideCopy(t *testing.T) {
 		t.Fatalf("CopyBlob = %v, %v", copiedNow, err)
 	}
 	if len(copied) != 1 {
-		t.Fatalf("the inner CopyFrom copied %v: the wrapper hid the capability or the source's type", copied)
+		t.Fatalf("the inner CopyVerifiedFrom copied %v: the wrapper hid the capability or the source's type", copied)
 	}
 	if got := dstLog.take(); !slices.Contains(got, "copy:ok") || slices.Contains(got, "put:ok") {
 		t.Errorf("destination observed %v, want a copy and no streamed put", got)

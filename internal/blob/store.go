@@ -207,22 +207,44 @@ func (s *Store) GetObject(ctx context.Context, key string, maxSize int64) ([]byt
 // content, so the stored bytes are the same and nothing is rewritten.
 // ErrNotFound when src lacks the blob.
 //
+// Whatever the path, the bytes that become visible in s hash to dgst: a
+// source whose bytes do not match leaves nothing behind in s and the error
+// wraps ErrDigestMismatch. A stored blob whose size differs from the
+// source's is reported as ErrDigestMismatch too.
+//
 // When the destination driver can copy from the source's driver itself
-// (Copier: MinIO server-side copy with one credential, a hard link on one
-// filesystem), the bytes never pass through this process; the copy is then
-// checked by size only, and the digest is re-verified by whoever reads it
-// (OpenBlob's reader, the gate engine). Otherwise the blob is streamed once,
-// with bounded memory, and hashed on the way: a source whose bytes do not
-// match dgst leaves nothing behind in s and the error wraps
-// ErrDigestMismatch. A stored blob whose size differs from the source's is
-// reported as ErrDigestMismatch too.
+// while verifying (VerifyingCopier: MinIO server-side copy with one
+// credential), the bytes are copied by the backend and hashed by this
+// process from a read of the same source version at the same time, and the
+// copy is published only once the hash matched: the check costs no time
+// beyond the copy's. Otherwise the blob is streamed once, with bounded
+// memory, and hashed on the way. A driver that can only copy unverified
+// (a plain Copier) is not used for blobs.
 func (s *Store) CopyBlob(ctx context.Context, from registry.Blobs, dgst v1.Hash) (copied bool, err error) {
+	return s.CopyBlobWhen(ctx, from, dgst, nil)
+}
+
+// CopyBlobWhen is CopyBlob for a copy that must not become visible before
+// the caller has decided that it may: ready is called once before anything
+// is published in s, and an error from it aborts the copy (nothing becomes
+// visible) and is returned. A promotion starts its copies this way while
+// its gates run and answers ready with their verdict.
+//
+// On the server-side path the backend copies and this process verifies
+// before ready is called, so the copy overlaps the caller's wait and only
+// the publication waits for it. On the streaming path ready is called
+// first and the blob is streamed after it, so a held copy holds no buffers.
+// ready is not called when s already has the blob. A nil ready is CopyBlob.
+func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.Hash, ready func(context.Context) error) (copied bool, err error) {
 	if err := checkDigest(dgst); err != nil {
 		return false, err
 	}
+	if ready == nil {
+		ready = func(context.Context) error { return nil }
+	}
 	src, ok := from.(*Store)
 	if !ok {
-		return s.copyVerified(ctx, from, dgst)
+		return s.copyVerified(ctx, from, dgst, ready)
 	}
 	key := BlobKey(dgst)
 	srcInfo, err := src.d.Stat(ctx, key)
@@ -235,8 +257,19 @@ func (s *Store) CopyBlob(ctx context.Context, from registry.Blobs, dgst v1.Hash)
 		return false, err
 	}
 
-	if cp, ok := s.d.(Copier); ok {
-		done, err := cp.CopyFrom(ctx, src.d, key)
+	if cp, ok := s.d.(VerifyingCopier); ok {
+		verify := func(r io.Reader, size int64) error {
+			if size != srcInfo.Size {
+				// Replaced since the stat above; its bytes were verified
+				// by the Store that wrote them, but not against this size.
+				return fmt.Errorf("%w: %s: source has %d bytes, stat said %d", ErrDigestMismatch, dgst, size, srcInfo.Size)
+			}
+			if err := drain(newVerifier(r, dgst, size)); err != nil {
+				return err
+			}
+			return ready(ctx)
+		}
+		done, err := cp.CopyVerifiedFrom(ctx, src.d, key, verify)
 		switch {
 		case errors.Is(err, ErrExists):
 			// Another promotion of the same blob won the race.
@@ -244,9 +277,6 @@ func (s *Store) CopyBlob(ctx context.Context, from registry.Blobs, dgst v1.Hash)
 		case err != nil:
 			return false, fmt.Errorf("blob: copy %s: %w", dgst, err)
 		case done:
-			if err := s.existing(ctx, dgst, srcInfo.Size); err != nil {
-				return false, fmt.Errorf("blob: after server-side copy: %w", err)
-			}
 			return true, nil
 		}
 	}
@@ -254,6 +284,9 @@ func (s *Store) CopyBlob(ctx context.Context, from registry.Blobs, dgst v1.Hash)
 	// Streaming. The source is read raw and hashed once, by the verifier
 	// in front of Put: it proves that the bytes written are dgst's, which is
 	// all that OpenBlob's verifier would add at twice the CPU.
+	if err := ready(ctx); err != nil {
+		return false, err
+	}
 	rc, info, err := src.d.Get(ctx, key)
 	if err != nil {
 		return false, err
@@ -262,9 +295,25 @@ func (s *Store) CopyBlob(ctx context.Context, from registry.Blobs, dgst v1.Hash)
 	return s.putVerified(ctx, dgst, rc, info.Size)
 }
 
+// drain reads v to its end, returning nil when the verifier's verdict is
+// that the bytes are the digest's. The buffer is large because the reader is
+// usually a network stream of gigabytes.
+func drain(v *verifier) error {
+	buf := make([]byte, 256<<10)
+	for {
+		_, err := v.Read(buf)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 // copyVerified streams a blob from a store of another implementation through
 // its verifying reader.
-func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.Hash) (bool, error) {
+func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.Hash, ready func(context.Context) error) (bool, error) {
 	size, err := from.StatBlob(ctx, dgst)
 	if err != nil {
 		return false, err
@@ -272,6 +321,9 @@ func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.H
 	if info, err := s.d.Stat(ctx, BlobKey(dgst)); err == nil {
 		return false, sameSize(dgst, info.Size, size)
 	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	if err := ready(ctx); err != nil {
 		return false, err
 	}
 	rc, _, err := from.OpenBlob(ctx, dgst)

@@ -54,6 +54,9 @@ func RunCopySuite(t *testing.T, path CopyPath, newPair func(t *testing.T) (src, 
 		{name: "Concurrent", run: func(t *testing.T, src, dst *blob.Store) { testCopyConcurrent(t, src, dst, 8, 1<<20) }},
 		{name: "ConcurrentLarge", large: true, run: func(t *testing.T, src, dst *blob.Store) { testCopyConcurrent(t, src, dst, 4, Large) }},
 		{name: "CorruptSourceStreamed", run: testCopyCorruptSource},
+		{name: "CorruptStoredSource", run: func(t *testing.T, src, dst *blob.Store) { testCopyCorruptStored(t, src, dst, 256<<10) }},
+		{name: "CorruptStoredSourceLarge", large: true, run: func(t *testing.T, src, dst *blob.Store) { testCopyCorruptStored(t, src, dst, Large) }},
+		{name: "Held", run: testCopyHeld},
 		{name: "InvalidDigest", run: testCopyInvalidDigest},
 		{name: "Objects", run: testCopyObjects},
 	}
@@ -246,6 +249,62 @@ func testCopyCorruptSource(t *testing.T, src, dst *blob.Store) {
 	// The genuine source still promotes.
 	if copied, err := dst.CopyBlob(ctx, src, b.dgst); err != nil || !copied {
 		t.Fatalf("CopyBlob from the genuine source = %v, %v", copied, err)
+	}
+	expectBlob(t, dst, b)
+}
+
+// testCopyCorruptStored promotes a blob whose stored bytes no longer match
+// its digest (same size, written over its key behind the Store's back), on
+// the pair's own path: a server-side copy must verify too. The copy fails
+// with ErrDigestMismatch and nothing is visible at the target key.
+func testCopyCorruptStored(t *testing.T, src, dst *blob.Store, size int64) {
+	ctx := context.Background()
+	b := putSrc(t, src, 29, size)
+	key := blob.BlobKey(b.dgst)
+	bad := contentBytes(30, size)
+	rp, ok := src.Driver().(blob.Replacer)
+	if !ok {
+		t.Skip("the source driver cannot replace an object, so it cannot be corrupted here")
+	}
+	if err := rp.Replace(ctx, key, bytes.NewReader(bad), size); err != nil {
+		t.Fatalf("Replace with corrupt bytes: %v", err)
+	}
+	if copied, err := dst.CopyBlob(ctx, src, b.dgst); !errors.Is(err, blob.ErrDigestMismatch) || copied {
+		t.Fatalf("CopyBlob of a corrupt stored blob = %v, %v; want false, ErrDigestMismatch", copied, err)
+	}
+	assertAbsent(t, dst.Driver(), key)
+}
+
+// testCopyHeld checks CopyBlobWhen: a refusal from ready leaves nothing at
+// the target key and is the error returned; a copy whose ready waits for a
+// verdict is published once the verdict allows it.
+func testCopyHeld(t *testing.T, src, dst *blob.Store) {
+	ctx := context.Background()
+	b := putSrc(t, src, 31, 6<<20)
+	veto := errors.New("gates refused")
+	calls := 0
+	copied, err := dst.CopyBlobWhen(ctx, src, b.dgst, func(context.Context) error { calls++; return veto })
+	if !errors.Is(err, veto) || copied || calls != 1 {
+		t.Fatalf("CopyBlobWhen refused = %v, %v after %d ready calls; want false, the refusal, 1 call", copied, err, calls)
+	}
+	assertAbsent(t, dst.Driver(), blob.BlobKey(b.dgst))
+
+	verdict := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := dst.CopyBlobWhen(ctx, src, b.dgst, func(ctx context.Context) error {
+			select {
+			case <-verdict:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		done <- err
+	}()
+	close(verdict)
+	if err := <-done; err != nil {
+		t.Fatalf("CopyBlobWhen allowed = %v", err)
 	}
 	expectBlob(t, dst, b)
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -129,16 +131,93 @@ func TestCopyPartsSourceChanged(t *testing.T) {
 	if err := src.Put(ctx, key, bytes.NewReader(make([]byte, 2*minPartSize+1)), 2*minPartSize+1); err != nil {
 		t.Fatal(err)
 	}
-	err := dst.copyParts(ctx, src.bucket, key, 2*minPartSize+1, "0123456789abcdef0123456789abcdef")
-	if err == nil || errors.Is(err, blob.ErrExists) {
-		t.Fatalf("copyParts with a stale ETag = %v, want a source-changed error", err)
+	drain := func(r io.Reader, _ int64) error { _, err := io.Copy(io.Discard, r); return err }
+	for _, verify := range []func(io.Reader, int64) error{nil, drain} {
+		err := dst.copyParts(ctx, src, key, 2*minPartSize+1, "0123456789abcdef0123456789abcdef", verify)
+		if err == nil || errors.Is(err, blob.ErrExists) {
+			t.Fatalf("copyParts (verify %v) with a stale ETag = %v, want a source-changed error", verify != nil, err)
+		}
+		if _, err := dst.Stat(ctx, key); !errors.Is(err, blob.ErrNotFound) {
+			t.Errorf("after a failed copy Stat = %v, want ErrNotFound", err)
+		}
+		if ids := incompleteUploads(t, dst, key); len(ids) != 0 {
+			t.Errorf("incomplete uploads left: %v", ids)
+		}
 	}
-	if _, err := dst.Stat(ctx, key); !errors.Is(err, blob.ErrNotFound) {
-		t.Errorf("after a failed copy Stat = %v, want ErrNotFound", err)
+}
+
+// TestCopyVerifiedVeto checks that the verifying read decides: a copy
+// whose verify fails, at once or after reading everything, is aborted and
+// publishes nothing, and its error is the one returned; a verify that
+// passes sees exactly the source's bytes.
+func TestCopyVerifiedVeto(t *testing.T) {
+	src, dst := newDriver(t), newDriver(t)
+	dst.copyPartSize = minPartSize
+	ctx := context.Background()
+	const key = "refs/vetoed"
+	payload := bytes.Repeat([]byte("stagegate"), (2*minPartSize+7)/9)
+	if err := src.Put(ctx, key, bytes.NewReader(payload), int64(len(payload))); err != nil {
+		t.Fatal(err)
 	}
-	if ids := incompleteUploads(t, dst, key); len(ids) != 0 {
-		t.Errorf("incomplete uploads left: %v", ids)
+	veto := errors.New("veto")
+	cases := []struct {
+		name   string
+		verify func(io.Reader, int64) error
+	}{
+		{"at once", func(io.Reader, int64) error { return veto }},
+		{"after reading", func(r io.Reader, _ int64) error {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return err
+			}
+			return veto
+		}},
 	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, err := dst.CopyVerifiedFrom(ctx, src, key, tc.verify)
+			if !errors.Is(err, veto) || ok {
+				t.Fatalf("CopyVerifiedFrom = %v, %v; want false, the veto", ok, err)
+			}
+			if _, err := dst.Stat(ctx, key); !errors.Is(err, blob.ErrNotFound) {
+				t.Errorf("after a vetoed copy Stat = %v, want ErrNotFound", err)
+			}
+			if ids := incompleteUploads(t, dst, key); len(ids) != 0 {
+				t.Errorf("incomplete uploads left: %v", ids)
+			}
+		})
+	}
+	var seen []byte
+	ok, err := dst.CopyVerifiedFrom(ctx, src, key, func(r io.Reader, size int64) error {
+		b, err := io.ReadAll(r)
+		seen = b
+		if int64(len(b)) != size {
+			return fmt.Errorf("read %d bytes, size says %d", len(b), size)
+		}
+		return err
+	})
+	if err != nil || !ok {
+		t.Fatalf("CopyVerifiedFrom = %v, %v", ok, err)
+	}
+	if !bytes.Equal(seen, payload) {
+		t.Errorf("verify saw %d bytes that differ from the source's %d", len(seen), len(payload))
+	}
+	if got := mustRead(t, dst, key); !bytes.Equal(got, payload) {
+		t.Errorf("copied object differs from the source")
+	}
+}
+
+func mustRead(t *testing.T, d *Driver, key string) []byte {
+	t.Helper()
+	rc, _, err := d.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func digest(b []byte) v1.Hash {

@@ -120,8 +120,9 @@ type server struct {
 }
 
 var (
-	_ blob.Driver = (*Driver)(nil)
-	_ blob.Copier = (*Driver)(nil)
+	_ blob.Driver          = (*Driver)(nil)
+	_ blob.Copier          = (*Driver)(nil)
+	_ blob.VerifyingCopier = (*Driver)(nil)
 )
 
 // New connects to cfg.Endpoint and checks that the bucket exists, creating it
@@ -450,6 +451,18 @@ func (d *Driver) Stat(ctx context.Context, key string) (blob.Info, error) {
 // context.Background()). Ranges run Concurrency at a time; on failure the
 // upload is aborted and nothing becomes visible.
 func (d *Driver) CopyFrom(ctx context.Context, src blob.Driver, key string) (bool, error) {
+	return d.CopyVerifiedFrom(ctx, src, key, nil)
+}
+
+// CopyVerifiedFrom implements blob.VerifyingCopier: CopyFrom, with verify
+// reading the source object (a GET pinned to the ETag the copy ranges are
+// pinned to) while MinIO copies the ranges. The multipart upload is
+// completed, which is what makes the object visible, only after both the
+// ranges and verify succeeded; otherwise it is aborted. So the verifying
+// read costs no time beyond the copy's own, and a copy whose source does
+// not verify is never visible, not even briefly. A nil verify copies
+// unchecked (CopyFrom).
+func (d *Driver) CopyVerifiedFrom(ctx context.Context, src blob.Driver, key string, verify func(io.Reader, int64) error) (bool, error) {
 	s, ok := src.(*Driver)
 	if !ok || s.server != d.server {
 		return false, nil
@@ -463,22 +476,30 @@ func (d *Driver) CopyFrom(ctx context.Context, src blob.Driver, key string) (boo
 	}
 	if oi.Size == 0 {
 		// Nothing to copy, and a multipart upload cannot hold an empty
-		// range; a conditional empty PUT is the same object.
+		// range; a conditional empty PUT is the same object. The stat said
+		// the source is empty, which is all there is to verify.
+		if verify != nil {
+			if err := verify(bytes.NewReader(nil), 0); err != nil {
+				return false, err
+			}
+		}
 		if err := d.Put(ctx, key, bytes.NewReader(nil), 0); err != nil {
 			return false, err
 		}
 		return true, nil
 	}
-	if err := d.copyParts(ctx, s.bucket, key, oi.Size, oi.ETag); err != nil {
+	if err := d.copyParts(ctx, s, key, oi.Size, oi.ETag, verify); err != nil {
 		return false, fmt.Errorf("minio: copy %q from bucket %q: %w", key, s.bucket, err)
 	}
 	return true, nil
 }
 
-// copyParts copies size bytes of srcBucket/key into d's bucket under the same
+// copyParts copies size bytes of src's key into d's bucket under the same
 // key with conditional multipart copy. etag pins the source version: were
-// the source replaced mid-copy, ranges of two objects would be mixed.
-func (d *Driver) copyParts(ctx context.Context, srcBucket, key string, size int64, etag string) (err error) {
+// the source replaced mid-copy, ranges of two objects would be mixed. When
+// verify is set, it reads the same version of the source concurrently, and
+// the upload completes only when it returned nil.
+func (d *Driver) copyParts(ctx context.Context, src *Driver, key string, size int64, etag string, verify func(io.Reader, int64) error) (err error) {
 	partSize := max(d.copyPartSize, (size+maxParts-1)/maxParts)
 	if partSize > maxCopyPart {
 		return fmt.Errorf("object of %d bytes is over the S3 limit of %d×%d", size, maxParts, int64(maxCopyPart))
@@ -506,6 +527,15 @@ func (d *Driver) copyParts(ctx context.Context, srcBucket, key string, size int6
 		sem  = make(chan struct{}, d.threads)
 		cond = map[string]string{"x-amz-copy-source-if-match": etag}
 	)
+	if verify != nil {
+		// The verifying read runs beside the ranges, not in one of their
+		// slots: it is the longest stream of the copy.
+		wg.Go(func() {
+			if verr := src.verifyVersion(pctx, key, size, etag, verify); verr != nil {
+				cancel(verr)
+			}
+		})
+	}
 	for i := range n {
 		select {
 		case sem <- struct{}{}:
@@ -517,7 +547,7 @@ func (d *Driver) copyParts(ctx context.Context, srcBucket, key string, size int6
 		wg.Go(func() {
 			defer func() { <-sem }()
 			off := int64(i) * partSize
-			p, perr := d.core.CopyObjectPart(pctx, srcBucket, key, d.bucket, key, id, i+1, off, min(partSize, size-off), cond)
+			p, perr := d.core.CopyObjectPart(pctx, src.bucket, key, d.bucket, key, id, i+1, off, min(partSize, size-off), cond)
 			if perr != nil {
 				if miniogo.ToErrorResponse(perr).StatusCode == http.StatusPreconditionFailed {
 					// The source condition failed, not our create-once one
@@ -542,6 +572,24 @@ func (d *Driver) copyParts(ctx context.Context, srcBucket, key string, size int6
 		return mapErr(err)
 	}
 	return nil
+}
+
+// verifyVersion streams the version etag of key to verify. A source that
+// was replaced since the stat fails here (412) as the copy ranges would.
+func (d *Driver) verifyVersion(ctx context.Context, key string, size int64, etag string, verify func(io.Reader, int64) error) error {
+	opts := miniogo.GetObjectOptions{}
+	if err := opts.SetMatchETag(etag); err != nil {
+		return err
+	}
+	rc, _, _, err := d.core.GetObject(ctx, d.bucket, key, opts)
+	if err != nil {
+		if miniogo.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
+			return fmt.Errorf("verifying read: source object changed during the copy: %w", err)
+		}
+		return fmt.Errorf("verifying read: %w", mapErr(err))
+	}
+	defer rc.Close()
+	return verify(rc, size)
 }
 
 // Ping implements blob.Driver: the server answers and the bucket is there.
