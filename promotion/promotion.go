@@ -207,6 +207,18 @@ func (s *Service) Promote(ctx context.Context, t *environment.Environment, by au
 	if err != nil {
 		return Result{}, err
 	}
+	var copies *staged
+	if !req.DryRun {
+		// The files are copied into the target while the gates run, and
+		// published only if they pass (stage.go): a gate's read of a large
+		// file and its copy then take the time of one, not of both.
+		digests := make([]v1.Hash, len(rec.Files))
+		for i, f := range rec.Files {
+			digests[i] = f.Digest
+		}
+		copies = stage(ctx, content(t), src.Blobs(), digests)
+		defer copies.decide(errNotPromoted) // aborts, unless commit decided first
+	}
 	report := s.engine.Evaluate(ctx, t.Policy(), subject)
 	run, err := s.recordRun(ctx, t, src, rec, by, req.DryRun, report)
 	if err != nil {
@@ -220,6 +232,9 @@ func (s *Service) Promote(ctx context.Context, t *environment.Environment, by au
 	}
 	if req.DryRun {
 		return res, nil
+	}
+	if err := copies.decide(nil); err != nil {
+		return res, err
 	}
 	release, created, err := s.commit(ctx, src, t, rec, manifest, evidence, subject.Signature, run, by, req.Reason)
 	if err != nil {
@@ -378,7 +393,9 @@ func (s *Service) commit(ctx context.Context, src, t *environment.Environment, r
 		digests = append(digests, d.Digest)
 	}
 	// The manifest goes last: once it is in the target bucket, everything it
-	// names is there too.
+	// names is there too. When the target could hold copies, the files were
+	// copied while the gates ran (stage.go): for them this finds the blob
+	// stored and copies nothing.
 	digests = append(digests, rec.ManifestDigest)
 	for _, d := range digests {
 		if _, err := content(t).CopyBlob(ctx, src.Blobs(), d); err != nil {

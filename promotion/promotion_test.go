@@ -3,6 +3,7 @@ package promotion_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"path/filepath"
 	"testing"
@@ -187,5 +188,27 @@ func TestPromoteGenericArtifact(t *testing.T) {
 	}
 	if _, err := svc.Attestation(ctx, staging, "model", "1.0.0"); err != nil {
 		t.Fatalf("attestation: %v", err)
+	}
+}
+
+// TestRefusedPromotionLeavesTargetEmpty: the files are copied while the
+// gates run, but a refusal (here digest-integrity, the dev blob having
+// been corrupted behind the store's back) aborts the copies before they
+// become visible, so the refused bytes never reach the target bucket.
+func TestRefusedPromotionLeavesTargetEmpty(t *testing.T) {
+	svc, envs := newService(t)
+	ctx := context.Background()
+	dev, staging := env(t, envs, "dev"), env(t, envs, "staging")
+	dgst := registry.DigestOf([]byte("weights"))
+	rp := dev.Blobs().(*blob.Store).Driver().(blob.Replacer)
+	if err := rp.Replace(ctx, blob.BlobKey(dgst), bytes.NewReader([]byte("weightz")), 7); err != nil {
+		t.Fatal(err)
+	}
+	_, err := svc.Promote(ctx, staging, audit.Actor{Name: "promoter"}, promotion.Request{Name: "model", Version: "1.0.0"})
+	if got := registry.AsError(err).Code; got != registry.CodeGateFailed.Name {
+		t.Fatalf("promote of a corrupt version: %v, want %s", err, registry.CodeGateFailed.Name)
+	}
+	if _, err := staging.Blobs().StatBlob(ctx, dgst); !errors.Is(err, registry.ErrObjectNotFound) {
+		t.Fatalf("after the refusal the target's StatBlob = %v, want not found", err)
 	}
 }
