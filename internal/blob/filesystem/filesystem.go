@@ -55,58 +55,65 @@ func (d *Driver) path(key string) (string, error) {
 }
 
 // Put implements blob.Driver.
-func (d *Driver) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+func (d *Driver) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	p, err := d.path(key)
 	if err != nil {
 		return err
 	}
-	// Cheap early refusal; the Link below is what makes it atomic.
+	// Cheap early refusal; the Link in store is what makes it atomic.
 	if _, err := os.Lstat(p); err == nil {
 		return fmt.Errorf("filesystem: put %q: %w", key, blob.ErrExists)
 	}
-	f, err := os.CreateTemp(filepath.Join(d.root, tmpDir), "put-*")
+	return d.store(ctx, "put", key, p, r, size, os.Link)
+}
+
+// store writes r to a temp file, makes it durable, and only then makes it
+// visible at p with place: link(2) for a create-once Put (fails when p
+// exists), rename(2) for Replace (swaps atomically).
+func (d *Driver) store(ctx context.Context, op, key, p string, r io.Reader, size int64, place func(tmp, p string) error) (err error) {
+	f, err := os.CreateTemp(filepath.Join(d.root, tmpDir), op+"-*")
 	if err != nil {
-		return fmt.Errorf("filesystem: put %q: %w", key, err)
+		return fmt.Errorf("filesystem: %s %q: %w", op, key, err)
 	}
 	tmp := f.Name()
-	// The temp name is always removed: after a successful Link the data
-	// lives on under the final name.
+	// The temp name is always removed: after a Link the data lives on
+	// under the final name, after a Rename it is already gone.
 	defer func() {
 		if f != nil {
 			f.Close()
 		}
 		if rerr := os.Remove(tmp); rerr != nil && err == nil && !errors.Is(rerr, fs.ErrNotExist) {
-			err = fmt.Errorf("filesystem: put %q: remove temp: %w", key, rerr)
+			err = fmt.Errorf("filesystem: %s %q: remove temp: %w", op, key, rerr)
 		}
 	}()
 
 	n, err := io.Copy(f, blob.ContextReader{Ctx: ctx, R: r})
 	if err != nil {
-		return fmt.Errorf("filesystem: put %q: %w", key, err)
+		return fmt.Errorf("filesystem: %s %q: %w", op, key, err)
 	}
 	if size >= 0 && n != size {
-		return fmt.Errorf("filesystem: put %q: read %d bytes, want %d: %w", key, n, size, io.ErrUnexpectedEOF)
+		return fmt.Errorf("filesystem: %s %q: read %d bytes, want %d: %w", op, key, n, size, io.ErrUnexpectedEOF)
 	}
 	// CreateTemp makes 0600 files; blobs are readable by the operator's tools.
 	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("filesystem: put %q: %w", key, err)
+		return fmt.Errorf("filesystem: %s %q: %w", op, key, err)
 	}
-	// Durable before visible: a crash after Link must not leave a torn file.
+	// Durable before visible: a crash after place must not leave a torn file.
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("filesystem: put %q: sync: %w", key, err)
+		return fmt.Errorf("filesystem: %s %q: sync: %w", op, key, err)
 	}
 	cerr := f.Close()
 	f = nil
 	if cerr != nil {
-		return fmt.Errorf("filesystem: put %q: %w", key, cerr)
+		return fmt.Errorf("filesystem: %s %q: %w", op, key, cerr)
 	}
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		// Typically ENOTDIR: a prefix of key is itself an object.
-		return fmt.Errorf("filesystem: put %q: %w", key, err)
+		return fmt.Errorf("filesystem: %s %q: %w", op, key, err)
 	}
-	if err := os.Link(tmp, p); err != nil {
-		return fmt.Errorf("filesystem: put %q: %w", key, mapErr(err))
+	if err := place(tmp, p); err != nil {
+		return fmt.Errorf("filesystem: %s %q: %w", op, key, mapErr(err))
 	}
 	// Make the new directory entry durable too. Failure here cannot be
 	// undone (the object is already visible), so it is not reported.

@@ -87,54 +87,12 @@ func (d *Driver) Delete(ctx context.Context, key string) error {
 // Replace implements blob.Replacer: the bytes go to a temp file, are made
 // durable, and rename(2) swaps them in atomically. A reader that opened
 // the old file keeps reading the old bytes.
-func (d *Driver) Replace(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+func (d *Driver) Replace(ctx context.Context, key string, r io.Reader, size int64) error {
 	p, err := d.path(key)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Join(d.root, tmpDir), "replace-*")
-	if err != nil {
-		return fmt.Errorf("filesystem: replace %q: %w", key, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	n, err := io.Copy(f, blob.ContextReader{Ctx: ctx, R: r})
-	if err != nil {
-		return fmt.Errorf("filesystem: replace %q: %w", key, err)
-	}
-	if size >= 0 && n != size {
-		return fmt.Errorf("filesystem: replace %q: read %d bytes, want %d: %w", key, n, size, io.ErrUnexpectedEOF)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("filesystem: replace %q: %w", key, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("filesystem: replace %q: sync: %w", key, err)
-	}
-	cerr := f.Close()
-	f = nil
-	if cerr != nil {
-		return fmt.Errorf("filesystem: replace %q: %w", key, cerr)
-	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("filesystem: replace %q: %w", key, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("filesystem: replace %q: %w", key, mapErr(err))
-	}
-	if df, err := os.Open(dir); err == nil {
-		_ = df.Sync()
-		df.Close()
-	}
-	return nil
+	return d.store(ctx, "replace", key, p, r, size, os.Rename)
 }
 
 // ListUploads implements blob.Uploads: the files in the temp directory.
