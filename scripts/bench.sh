@@ -7,68 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
-GOBIN_DIR="$(go env GOBIN)"; GOBIN_DIR="${GOBIN_DIR:-$(go env GOPATH)/bin}"
-export PATH="$GOBIN_DIR:$PATH"
-log() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
 
-cleanup_cmds=()
-cleanup() {
-  local i
-  for (( i=${#cleanup_cmds[@]}-1; i>=0; i-- )); do eval "${cleanup_cmds[$i]}" >/dev/null 2>&1 || true; done
-}
-trap cleanup EXIT
+install_tool minio "github.com/minio/minio@$MINIO_VERSION"
+wait_tools
+start_minio bench
+start_postgres bench
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_for() { # wait_for SECONDS CMD...
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    (( SECONDS < deadline )) || return 1
-    sleep 0.3
-  done
-}
-
-if [[ ! -x "$GOBIN_DIR/minio" ]]; then
-  log "installing github.com/minio/minio@$MINIO_VERSION (first time only)"
-  (cd /tmp && go install "github.com/minio/minio@$MINIO_VERSION")
-fi
-
-# --- MinIO ---------------------------------------------------------------
-minio_port=$(free_port); console_port=$(free_port)
-minio_dir=$(mktemp -d /tmp/stagegate-bench-minio.XXXXXX)
-export MINIO_ROOT_USER=stagegate-bench MINIO_ROOT_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
-log "starting MinIO on 127.0.0.1:$minio_port"
-MINIO_BROWSER=off MINIO_UPDATE=off "$GOBIN_DIR/minio" server --quiet --address "127.0.0.1:$minio_port" \
-  --console-address "127.0.0.1:$console_port" "$minio_dir" >"$minio_dir.log" 2>&1 &
-minio_pid=$!
-cleanup_cmds+=("kill $minio_pid; wait $minio_pid; rm -rf '$minio_dir' '$minio_dir.log'")
-if ! wait_for 60 curl -fsS "http://127.0.0.1:$minio_port/minio/health/live"; then
-  cat "$minio_dir.log" >&2; log "MinIO did not start"; exit 1
-fi
-
-# --- PostgreSQL ----------------------------------------------------------
-pg_host=127.0.0.1 pg_port=5432 pg_user=postgres
-if ! pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; then
-  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    log "installing PostgreSQL from Debian packages"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  fi
-  pg_bin=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)")
-  pg_port=$(free_port)
-  pg_dir=$(mktemp -d /tmp/stagegate-bench-pg.XXXXXX)
-  as_pg=()
-  if [[ $(id -u) -eq 0 ]]; then chown postgres "$pg_dir"; as_pg=(runuser -u postgres --); else pg_user=$(id -un); fi
-  log "starting a temporary PostgreSQL on 127.0.0.1:$pg_port"
-  "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U "$pg_user" -A trust >/dev/null
-  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -o "-h 127.0.0.1 -p $pg_port -k $pg_dir" -l "$pg_dir/log" -w start >/dev/null
-  cleanup_cmds+=("${as_pg[*]} $pg_bin/pg_ctl -D '$pg_dir/data' -m fast -w stop; rm -rf '$pg_dir'")
-fi
-pg_db="stagegate_bench_$$_$RANDOM"
-psql -q -h "$pg_host" -p "$pg_port" -U "$pg_user" -d postgres -c "CREATE DATABASE $pg_db" >/dev/null
-cleanup_cmds+=("psql -q -h $pg_host -p $pg_port -U $pg_user -d postgres -c 'DROP DATABASE IF EXISTS $pg_db WITH (FORCE)'")
-
-go run ./bench -minio "127.0.0.1:$minio_port" -minio-access-key "$MINIO_ROOT_USER" -minio-secret-key "$MINIO_ROOT_PASSWORD" \
-  -postgres "postgres://$pg_user@$pg_host:$pg_port/$pg_db?sslmode=disable" "$@"
+# The bench program's MinIO and PostgreSQL flags default to the
+# STAGEGATE_TEST_* variables start_minio and start_postgres exported.
+go run ./bench "$@"
