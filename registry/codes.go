@@ -46,6 +46,7 @@ var (
 	CodeNoMatchingRule   = Code{"no_matching_rule", Forbidden, "a valid OIDC token matched none of its issuer's rules; the message names the claims compared"}
 	CodeNotFound         = Code{"not_found", NotFound, "no such route, environment, artifact, file or record"}
 	CodeVersionNotFound  = Code{"version_not_found", NotFound, "the version does not exist in this environment"}
+	CodeEvidenceNotFound = Code{"evidence_not_found", NotFound, "the version has no evidence document of this type"}
 	CodeNoMatch          = Code{"no_matching_version", NotFound, "no version satisfies the constraint"}
 	CodeMethodNotAllowed = Code{"method_not_allowed", MethodNotAllowed, "the route exists, the method does not (see Allow)"}
 	CodeVersionExists    = Code{"version_exists", Exists, "the version exists with different content; versions are immutable"}
@@ -69,7 +70,7 @@ func Codes() []Code {
 		CodeInvalidRequest, CodeInvalidEvidence, CodeDigestMismatch, CodeIncompleteBody, CodeBlobNotFound,
 		CodeBlobSizeMismatch, CodeNotPromotable, CodeUnauthenticated, CodeInvalidToken, CodeTokenExpired, CodeForbidden,
 		CodeWrongEnvironment, CodePublishNotFirst, CodeEvidenceNotFirst, CodeOwnerRequired, CodeNoMatchingRule, CodeNotFound,
-		CodeVersionNotFound, CodeNoMatch, CodeMethodNotAllowed, CodeVersionExists, CodeKeyExists, CodeGateRunExists, CodeKindMismatch, CodeNotEligible,
+		CodeVersionNotFound, CodeEvidenceNotFound, CodeNoMatch, CodeMethodNotAllowed, CodeVersionExists, CodeKeyExists, CodeGateRunExists, CodeKindMismatch, CodeNotEligible,
 		CodeReleaseChanged, CodeTooLarge, CodeGateFailed, CodeRateLimited, CodeInternal, CodeUnavailable, CodeBlobCollected,
 	}
 }

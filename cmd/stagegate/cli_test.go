@@ -167,6 +167,13 @@ func TestCLIPromoteExitCodes(t *testing.T) {
 	if code, _, errOut := runCLI(t, pub, "evidence", "add", "scorer@1.0.0", "--type", "junit", junit); code != 0 {
 		t.Fatalf("evidence add: %s", errOut)
 	}
+	if code, out, errOut := runCLI(t, pub, "evidence", "get", "scorer@1.0.0", "--env", "dev", "--type", "junit"); code != 0 ||
+		out != `<testsuite tests="1"><testcase name="ok"/></testsuite>` || !strings.Contains(errOut, "junit evidence sha256:") {
+		t.Fatalf("evidence get: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, pub, "evidence", "get", "scorer@1.0.0", "--env", "dev", "--type", "metrics"); code == 0 || !strings.Contains(errOut, "evidence_not_found") {
+		t.Fatalf("evidence get of a missing type: %d %q", code, errOut)
+	}
 	if code, out, errOut := runCLI(t, promoter, "promote", "scorer@1.0.0", "--to", "staging", "--dry-run"); code != 0 || !strings.Contains(out, "dry run") {
 		t.Fatalf("dry run: %d %s %s", code, out, errOut)
 	}

@@ -114,7 +114,7 @@ func (c *cli) approveCommand() *cobra.Command {
 }
 
 func (c *cli) evidenceCommand() *cobra.Command {
-	evidence := &cobra.Command{Use: "evidence", Short: "Attach and list evidence (test reports, metrics, provenance)"}
+	evidence := &cobra.Command{Use: "evidence", Short: "Attach and read evidence (test reports, metrics, provenance)"}
 	var env, typ string
 	add := &cobra.Command{
 		Use:   "add NAME@VERSION --type junit|metrics|provenance FILE",
@@ -158,5 +158,34 @@ func (c *cli) evidenceCommand() *cobra.Command {
 	_ = add.MarkFlagRequired("type")
 	c.addClientFlags(add, true)
 	evidence.AddCommand(add)
+
+	var getEnv, getType, digest string
+	get := &cobra.Command{
+		Use:   "get NAME@VERSION --env ENV --type junit|metrics|provenance [--digest DIGEST]",
+		Short: "Write an evidence document of a version to stdout, verified against its digest",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, version, cl, err := c.refClient(args[0])
+			if err != nil {
+				return err
+			}
+			data, dgst, err := cl.GetEvidence(cmd.Context(), getEnv, name, version, getType, digest)
+			if err != nil {
+				return err
+			}
+			if _, err := c.stdout.Write(data); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stderr, "%s evidence %s of %s@%s in %s\n", getType, dgst, name, version, getEnv)
+			return nil
+		},
+	}
+	get.Flags().StringVar(&getEnv, "env", "", "environment to read from")
+	get.Flags().StringVar(&getType, "type", "", "junit, metrics or provenance")
+	get.Flags().StringVar(&digest, "digest", "", "one document of several of the type, by digest (default: the newest)")
+	_ = get.MarkFlagRequired("env")
+	_ = get.MarkFlagRequired("type")
+	c.addClientFlags(get, false)
+	evidence.AddCommand(get)
 	return evidence
 }

@@ -85,6 +85,8 @@ func (a *API) getArtifactPath(c *gin.Context, req *request) error {
 			return a.serveManifest(c, req, name, op[1])
 		case what == "files" && sub != "":
 			return a.serveFile(c, req, name, op[1], sub)
+		case what == "evidence" && sub != "":
+			return a.serveEvidence(c, req, name, op[1], sub)
 		}
 	}
 	return registry.CodeNotFound.Errorf("no such route")

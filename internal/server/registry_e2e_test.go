@@ -220,6 +220,7 @@ func envRoutes(t *testing.T, s *stack, dgst string) []envRoute {
 			{"GET", art + "/agent/-/resolve?constraint=%5E1", ""},
 			{"GET", art + "/agent/-/releases", ""},
 			{"GET", art + "/agent/-/versions/1.0.0/evidence", ""},
+			{"GET", art + "/agent/-/versions/1.0.0/evidence/metrics", ""},
 			{"GET", art + "/agent/-/versions/1.0.0/attestation", ""},
 		},
 		"HEAD " + art + "/*rest": {{"HEAD", art + "/agent/-/versions/1.0.0/files/agent.yaml", ""}},

@@ -74,6 +74,7 @@ var envRoutePermissions = map[string]auth.Permission{
 	"GET /v1/environments/:env/artifacts/agent/-/resolve":                          auth.PermRead,
 	"GET /v1/environments/:env/artifacts/agent/-/releases":                         auth.PermRead,
 	"GET /v1/environments/:env/artifacts/agent/-/versions/1.0.0/evidence":          auth.PermRead,
+	"GET /v1/environments/:env/artifacts/agent/-/versions/1.0.0/evidence/metrics":  auth.PermRead,
 	"GET /v1/environments/:env/artifacts/agent/-/versions/1.0.0/attestation":       auth.PermRead,
 	"HEAD /v1/environments/:env/artifacts/agent/-/versions/1.0.0/files/agent.yaml": auth.PermRead,
 	"PUT /v1/environments/:env/artifacts/agent/-/versions/1.0.1":                   auth.PermPublish,
