@@ -266,7 +266,7 @@ func (a *API) fail(c *gin.Context, req *request, action string, err error) {
 	if req.principal.Environment != "" && req.principal.Environment != envName {
 		ev.Details = map[string]string{"credentialEnvironment": req.principal.Environment}
 	}
-	ev.Details = withRoute(ev.Details, c)
+	ev.Details = withGateRun(withRoute(ev.Details, c), err)
 	a.observeAction(req.auditIn, action, outcome, err)
 	if action == audit.ActionAuthenticate && !a.refusals.admit(ev.Details) {
 		return

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"golang.org/x/time/rate"
+
+	"github.com/stagegate/stagegate/registry"
 )
 
 // Unauthenticated refusals are audited at a bounded rate: anyone can send
@@ -42,4 +44,25 @@ func (b *refusalBudget) admit(details map[string]string) bool {
 		b.suppressed = 0
 	}
 	return true
+}
+
+// withGateRun adds to the details of a refusal's audit event the id of the
+// gate run that refused it (a promotion or rollback whose gates failed), so
+// the trail leads to the stored report. Only the id: the report is in the
+// gate run, and an audit row stays small.
+func withGateRun(d map[string]string, err error) map[string]string {
+	e := registry.AsError(err)
+	if e == nil || e.Code != registry.CodeGateFailed.Name {
+		return d
+	}
+	details, _ := e.Details.(map[string]any)
+	id, _ := details["gateRunId"].(string)
+	if id == "" {
+		return d
+	}
+	if d == nil {
+		d = map[string]string{}
+	}
+	d["gateRunId"] = truncate(id, 100)
+	return d
 }

@@ -280,6 +280,10 @@ func TestRollbackEndToEnd(t *testing.T) {
 			if fmt.Sprint(steps) != fmt.Sprint(want) {
 				t.Errorf("audit steps\n got %v\nwant %v", steps, want)
 			}
+			// The refusal names the gate run that refused it, not its report.
+			if ev := events[0]; ev.ErrorCode != registry.CodeGateFailed.Name || ev.Details["gateRunId"] != gf.GateRunID || ev.Details["report"] != "" {
+				t.Errorf("refused rollback's audit event %s %v, want gateRunId %s and no report", ev.ErrorCode, ev.Details, gf.GateRunID)
+			}
 
 			// The metrics count rollbacks and their gate checks as they do
 			// promotions': four gate runs (the dry run, two rollbacks, the
