@@ -90,6 +90,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /ui/artifacts/{name...}", d.authed(d.artifact))
 	m.HandleFunc("GET /ui/environments/{env}/gate-runs/{id}", d.authed(d.gateRun))
 	m.HandleFunc("GET /ui/environments/{env}/attestation", d.authed(d.attestation))
+	m.HandleFunc("GET /ui/environments/{env}/evidence", d.authed(d.evidence))
 	m.HandleFunc("GET /ui/audit", d.authed(d.audit))
 	m.HandleFunc("GET /ui/audit/export", d.authed(d.auditExport))
 	m.HandleFunc("GET /ui/approve", d.authed(d.approveForm))

@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"context"
 	"html"
 	"net/http"
 	"net/url"
@@ -32,13 +33,16 @@ func TestPages(t *testing.T) {
 			[]string{`<th scope="col" data-env="dev">`, "risk/model"}}, // risk/model is only in dev
 		{"/ui/?kind=model", 200, []string{"risk/scorer"}, []string{"team/agent"}},
 		{"/ui/?name=AGENT", 200, []string{"team/agent"}, []string{"risk/scorer"}},
-		{"/ui/artifacts/team/agent", 200, []string{"Release timeline in prod", "Versions in staging", "Preview gates", "Signatures of 1.0.0", "signed</span> by prod's key", "team=" + html.EscapeString(labelXSS)}, nil},
-		{"/ui/artifacts/risk/scorer", 200, []string{"Evidence of 1.0.0", "<strong>junit</strong>", "2 test(s): 2 passed, 0 skipped", "Not in prod"}, nil},
+		{"/ui/artifacts/team/agent", 200, []string{"Release timeline in prod", "Versions in staging", "Preview gates", `id="detail-prod-1.0.0"`, "signed</span> by prod's key", `id="detail-staging-1.1.0"`, "signed</span> by staging's key", "team=" + html.EscapeString(labelXSS)}, nil},
+		{"/ui/artifacts/risk/scorer", 200, []string{`id="detail-staging-1.0.0"`, "<strong>junit</strong>", "2 tests, 0 failures, 0 errors, 0 skipped",
+			"download junit", "2 test(s): 2 passed, 0 skipped", "Not in prod"}, nil},
 		{"/ui/artifacts/no/such", 200, []string{"Not in staging", "Not in prod"}, nil},
 		{prodRun, 200, []string{"approvals", "failed", "refused", `id="policy-digest">sha256:`, "none (nothing was released"}, nil},
 		{stagingRun, 200, []string{"junit", html.EscapeString(testNameXSS)}, nil},
 		{"/ui/audit?env=prod", 200, []string{"artifact.promote", "Export these events", "Audit trail of prod"}, nil},
 		{"/ui/audit?env=prod&outcome=denied", 200, []string{"st-denied"}, []string{"st-success"}},
+		// The refused promotion's event links the gate run that refused it.
+		{"/ui/audit?env=prod&action=artifact.promote&outcome=denied", 200, []string{"gate_failed", `href="` + prodRun + `"`}, nil},
 		{"/ui/audit?env=prod&since=yesterday", 400, []string{"invalid_request"}, nil},
 		{"/ui/approve?env=prod&name=team/agent&version=1.1.0", 200, []string{"Approve team/agent@1.1.0", `name="csrf"`}, nil},
 		{"/ui/rollback?env=prod&name=team/agent", 200, []string{"No earlier release"}, nil},
@@ -92,7 +96,7 @@ func checkPage(t *testing.T, p page) {
 		t.Errorf("X-Frame-Options = %q, Cache-Control = %q", p.header.Get("X-Frame-Options"), p.header.Get("Cache-Control"))
 	}
 	// Escaped, a payload is text; only its raw form could run.
-	for _, raw := range []string{labelXSS, reasonXSS, testNameXSS, "<img"} {
+	for _, raw := range []string{labelXSS, reasonXSS, testNameXSS, metricXSS, "<img"} {
 		if strings.Contains(p.body, raw) {
 			t.Errorf("page contains %q unescaped", raw)
 		}
@@ -204,6 +208,7 @@ func TestIsolation(t *testing.T) {
 		"/ui/audit?env=prod",
 		"/ui/audit/export?env=prod",
 		"/ui/environments/prod/attestation?name=team/agent&version=1.0.0",
+		"/ui/environments/staging/evidence?name=risk/scorer&version=1.0.0&type=junit",
 		"/ui/rollback?env=prod&name=team/agent",
 	} {
 		p := b.get(path)
@@ -318,6 +323,80 @@ func TestSignInAndCSRF(t *testing.T) {
 	}
 	if p := b.get("/ui/"); p.status != http.StatusSeeOther {
 		t.Errorf("still signed in after sign-out: %d", p.status)
+	}
+}
+
+// TestEvidence: the artifact page reads each version's evidence documents
+// (JUnit totals and failing tests, metrics), escapes what they say, and
+// downloads them through the session's key for their environment only.
+func TestEvidence(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	b := w.browser()
+	b.signIn(w.key("dev", auth.RoleReader), w.key("staging", auth.RoleReader))
+	p := b.get("/ui/artifacts/risk/model")
+	for _, want := range []string{
+		`id="detail-dev-1.0.0"`, "1 tests, 1 failures, 0 errors, 0 skipped",
+		html.EscapeString(testNameXSS), html.EscapeString(metricXSS), "eval.auc", "0.93", "download metrics",
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("risk/model page lacks %q:\n%s", want, p.body)
+		}
+	}
+	checkPage(t, p)
+
+	// Every download link on the page works, as an attachment of the
+	// document's own type.
+	links := regexp.MustCompile(`href="(/ui/environments/[^"]+/evidence\?[^"]+)"`).FindAllStringSubmatch(p.body, -1)
+	if len(links) != 2 {
+		t.Fatalf("want a junit and a metrics download link, got %v", links)
+	}
+	for _, l := range links {
+		d := b.get(html.UnescapeString(l[1]))
+		ct := d.header.Get("Content-Type")
+		if d.status != 200 || !strings.Contains(d.header.Get("Content-Disposition"), "attachment") ||
+			(ct != "application/xml" && ct != "application/json") || d.header.Get("X-Stagegate-Digest") == "" {
+			t.Errorf("download %s = %d %q %q", l[1], d.status, ct, d.header.Get("Content-Disposition"))
+		}
+	}
+	for _, tt := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/ui/environments/staging/evidence?name=risk/scorer&version=1.0.0&type=junit", 200, `<testcase name="auc"/>`},
+		{"/ui/environments/staging/evidence?name=risk/scorer&version=1.0.0&type=metrics", 404, "evidence_not_found"},
+		{"/ui/environments/staging/evidence?name=risk/model&version=1.0.0&type=junit", 404, "version_not_found"},
+		{"/ui/environments/staging/evidence?name=risk/scorer&version=1.0.0&type=bogus", 400, "known type"},
+		{"/ui/environments/staging/evidence?name=risk/scorer&version=1.0.0%0d%0aX:y&type=junit", 400, "known type"},
+		// Only a prod key reads prod: this session holds none.
+		{"/ui/environments/prod/evidence?name=team/agent&version=1.0.0&type=junit", 403, "wrong_environment"},
+	} {
+		d := b.get(tt.path)
+		if d.status != tt.status || !strings.Contains(d.body, tt.want) {
+			t.Errorf("GET %s = %d, want %d with %q:\n%s", tt.path, d.status, tt.status, tt.want, d.body)
+		}
+		if tt.status != 200 && d.header.Get("Content-Disposition") != "" {
+			t.Errorf("GET %s: a refusal is sent as a download", tt.path)
+		}
+	}
+}
+
+// TestRefusalAuditedWithGateRun: the API's audit event of a promotion the
+// gates refused names the gate run, so the trail leads to the report.
+func TestRefusalAuditedWithGateRun(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	page, err := w.client("prod", auth.RoleReader).AuditPage(context.Background(), "prod",
+		url.Values{"action": {"artifact.promote"}, "outcome": {"denied"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].ErrorCode != "gate_failed" || page.Events[0].Details["gateRunId"] != w.refusals["prod"] {
+		t.Fatalf("refusal events = %+v, want one gate_failed naming %s", page.Events, w.refusals["prod"])
+	}
+	if _, ok := page.Events[0].Details["report"]; ok {
+		t.Error("the audit event carries the whole report")
 	}
 }
 

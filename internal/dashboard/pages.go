@@ -159,17 +159,15 @@ type artifactEnv struct {
 	Err      string
 	Absent   bool
 
-	Versions        []registry.VersionRecord
-	Current         *registry.Release
-	Timeline        []registry.Release
-	MoreTimeline    bool
-	Evidence        []registry.Evidence
-	EvidenceVersion string
-	EvidenceErr     string
-	// EnvSignature is the environment key's signature of EvidenceVersion's
-	// manifest (nil: unsigned); CITrust is how its CI signature was judged.
-	EnvSignature *registry.Signature
-	CITrust      string
+	Versions     []registry.VersionRecord
+	Current      *registry.Release
+	Timeline     []registry.Release
+	MoreTimeline bool
+	// Details are the newest versions' signatures by this environment's
+	// key and their evidence, in the order of Versions; MoreVersions says
+	// older ones were left out.
+	Details      []versionDetail
+	MoreVersions bool
 	// EvidenceChecks are the tests-family checks of the current release's
 	// gate run: the JUnit totals and metrics as the gates judged them.
 	EvidenceChecks []checkView
@@ -233,27 +231,9 @@ func (d *Dashboard) artifact(w http.ResponseWriter, r *http.Request, s *session)
 				}
 			}
 		}
-		// Evidence of what the environment serves (or, first, of its newest
-		// version): JUnit totals and metrics are judged in its gate runs.
-		switch {
-		case e.Current != nil:
-			e.EvidenceVersion = e.Current.Version
-		case e.Previous == "" && len(e.Versions) > 0:
-			e.EvidenceVersion = e.Versions[0].Version
-		}
-		if e.EvidenceVersion != "" {
-			// Signatures come with a single version's record only.
-			if rec, err := cl.GetVersion(ctx, k.Env, name, e.EvidenceVersion); err == nil {
-				if sig, ok := rec.EnvironmentSignature(""); ok {
-					e.EnvSignature = &sig
-				}
-				e.CITrust = string(rec.CISignature)
-			}
-			ev, err := cl.ListEvidence(ctx, k.Env, name, e.EvidenceVersion)
-			if err != nil {
-				e.EvidenceErr = apiRefusal(err)
-			}
-			e.Evidence = ev
+		if len(e.Versions) > 0 {
+			e.Details = d.versionDetails(ctx, cl, k.token, k.Env, name, e.Versions)
+			e.MoreVersions = len(e.Versions) > len(e.Details)
 		}
 		if e.Current != nil && e.Current.GateRunID != "" {
 			// What the tests family of checks read from the evidence (JUnit
@@ -436,6 +416,9 @@ type auditEventView struct {
 	Actor, Action, Target, Outcome, Code string
 	RequestID                            string
 	Details                              []label
+	// GateRunURL is the gate run the event names (a promotion, a rollback,
+	// or one refused by its gates).
+	GateRunURL string
 }
 
 // audit shows an environment's audit trail, newest first, a page at a time.
@@ -473,7 +456,8 @@ func (d *Dashboard) audit(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	for _, ev := range page.Events {
 		v.Events = append(v.Events, auditEventView{ID: ev.ID, Time: ev.Time, Actor: ev.Actor, Action: ev.Action,
-			Target: ev.Target, Outcome: string(ev.Outcome), Code: ev.ErrorCode, RequestID: ev.RequestID, Details: sortedLabels(ev.Details)})
+			Target: ev.Target, Outcome: string(ev.Outcome), Code: ev.ErrorCode, RequestID: ev.RequestID, Details: sortedLabels(ev.Details),
+			GateRunURL: gateRunURL(v.Env, ev.Details["gateRunId"])})
 	}
 	if page.Next != "" {
 		next := url.Values{"env": {v.Env}, "before": {page.Next}}

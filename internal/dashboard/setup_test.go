@@ -33,6 +33,7 @@ const (
 	labelXSS    = `<script>alert("label")</script>`
 	reasonXSS   = `<img src=x onerror=alert("reason")>`
 	testNameXSS = `<script>alert("junit")</script>`
+	metricXSS   = `<script>alert("metric")</script>`
 )
 
 // world is a running stagegate on the embedded default, with data that
@@ -147,6 +148,10 @@ func (w *world) seed() {
 	junit := `<testsuite name="s" tests="1" failures="1"><testcase name="` + strings.NewReplacer("<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(testNameXSS) +
 		`"><failure/></testcase></testsuite>`
 	if _, _, err := w.client("dev", auth.RolePublisher).AddEvidence(ctx, "dev", "risk/model", "1.0.0", "junit", []byte(junit)); err != nil {
+		t.Fatal(err)
+	}
+	metrics := `{"` + strings.NewReplacer(`"`, `\"`).Replace(metricXSS) + `": 0.5, "eval": {"auc": 0.93}}`
+	if _, _, err := w.client("dev", auth.RolePublisher).AddEvidence(ctx, "dev", "risk/model", "1.0.0", "metrics", []byte(metrics)); err != nil {
 		t.Fatal(err)
 	}
 	_, err = staging.Promote(ctx, "staging", client.PromoteRequest{Name: "risk/model", Version: "1.0.0"})

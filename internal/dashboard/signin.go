@@ -51,13 +51,7 @@ func (d *Dashboard) authed(h pageHandler) http.HandlerFunc {
 // bounded body, and the session's CSRF token (compared in constant time).
 func (d *Dashboard) form(h pageHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !sameOrigin(r) {
-			d.fail(w, r, nil, http.StatusForbidden, "A form of another site was refused.")
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-		if err := r.ParseForm(); err != nil {
-			d.fail(w, r, nil, http.StatusBadRequest, "The form could not be read.")
+		if !d.readForm(w, r) {
 			return
 		}
 		s, ok := d.current(r)
@@ -71,6 +65,22 @@ func (d *Dashboard) form(h pageHandler) http.HandlerFunc {
 		}
 		h(w, r.WithContext(withRequestID(r, w)), s)
 	}
+}
+
+// readForm is the prologue of every POSTed form, signed in or not: it
+// refuses a form another site posted, bounds the body, and parses it. When
+// it returns false it has answered the request.
+func (d *Dashboard) readForm(w http.ResponseWriter, r *http.Request) bool {
+	if !sameOrigin(r) {
+		d.fail(w, r, nil, http.StatusForbidden, "A form of another site was refused.")
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		d.fail(w, r, nil, http.StatusBadRequest, "The form could not be read.")
+		return false
+	}
+	return true
 }
 
 // sameOrigin refuses requests that browsers mark as coming from another
@@ -155,13 +165,7 @@ func safeNext(next string) string {
 }
 
 func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) {
-		d.fail(w, r, nil, http.StatusForbidden, "A form of another site was refused.")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		d.fail(w, r, nil, http.StatusBadRequest, "The form could not be read.")
+	if !d.readForm(w, r) {
 		return
 	}
 	c, err := r.Cookie(signinCookie)
@@ -231,13 +235,7 @@ func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
 // cookie cleared; a live one needs the form's CSRF token, so that another
 // site cannot sign a person out.
 func (d *Dashboard) signout(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) {
-		d.fail(w, r, nil, http.StatusForbidden, "A form of another site was refused.")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		d.fail(w, r, nil, http.StatusBadRequest, "The form could not be read.")
+	if !d.readForm(w, r) {
 		return
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {

@@ -2,13 +2,16 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/stagegate/stagegate/client"
@@ -28,9 +31,10 @@ func chromiumPath() string {
 
 // TestDashboardInBrowser drives the dashboard in headless Chromium against
 // a live service: a release manager signs in with a staging and a prod key,
-// reads the matrix, opens the gate run of a refused promotion; an approver
-// approves; the release manager promotes and rolls back, all through the
-// pages, and the screen says so at each step. Screenshots of each page are
+// reads the matrix, opens the gate run of a refused promotion, follows a
+// refused promotion's audit row to its gate run and downloads a version's
+// evidence; an approver approves; the release manager promotes and rolls
+// back, all through the pages, and the screen says so at each step. Screenshots of each page are
 // written to a temporary directory whose path the test logs.
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
@@ -43,9 +47,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	pub := s.client(s.key("dev", auth.RolePublisher))
 	stagingKey, prodKey := s.key("staging", auth.RolePromoter), s.key("prod", auth.RolePromoter)
 	approverKey := s.key("prod", auth.RoleApprover)
+	// 1.1.0 carries a test report, which travels with it into staging.
+	junit := `<testsuite name="eval" tests="3"><testcase name="a"/><testcase name="b"/><testcase name="c"><skipped/></testcase></testsuite>`
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		if _, err := push(t, pub, "dev", "team/agent@"+v, "generic", map[string][]byte{"prompt.txt": []byte("v" + v)}); err != nil {
 			t.Fatal(err)
+		}
+		if v == "1.1.0" {
+			if _, _, err := pub.AddEvidence(ctx, "dev", "team/agent", v, "junit", []byte(junit)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := s.client(stagingKey).Promote(ctx, "staging", client.PromoteRequest{Name: "team/agent", Version: v, Reason: "eval green"}); err != nil {
 			t.Fatal(err)
@@ -57,8 +68,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := s.client(prodKey).Promote(ctx, "prod", client.PromoteRequest{Name: "team/agent", Version: "1.0.0", Reason: "first"}); err != nil {
 		t.Fatal(err)
 	}
+	// 1.1.0 is not approved for prod yet: refused, and audited with its gate run.
+	_, err := s.client(prodKey).Promote(ctx, "prod", client.PromoteRequest{Name: "team/agent", Version: "1.1.0"})
+	var refused *client.APIError
+	if !errors.As(err, &refused) || refused.Code != "gate_failed" {
+		t.Fatalf("promoting unapproved 1.1.0 into prod: want gate_failed, got %v", err)
+	}
+	refusedRun := regexp.MustCompile(`"gateRunId":"([^"]+)"`).FindSubmatch(refused.Details)
+	if refusedRun == nil {
+		t.Fatalf("refusal names no gate run: %s", refused.Details)
+	}
 
 	shots, err := os.MkdirTemp("", "stagegate-dashboard-shots-")
+	downloads := t.TempDir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +183,41 @@ func TestDashboardInBrowser(t *testing.T) {
 	run("gate run", chromedp.Click(id("preview-run")), chromedp.WaitVisible(id("policy-digest")), shot("4-gate-run"))
 	if got := text(`tr.st-failed`); !strings.Contains(got, "approvals") || !strings.Contains(got, "failed") {
 		t.Errorf("failed check row = %q, want approvals, failed in words", got)
+	}
+
+	// The refused promotion's audit row leads to the gate run that refused it.
+	run("audit of refusals", chromedp.Navigate(s.url+"/ui/audit?env=prod&action=artifact.promote&outcome=denied"),
+		chromedp.WaitVisible(css("table.audit a.gate-run")), shot("4b-audit-refusal"),
+		chromedp.Click(css("table.audit a.gate-run")), chromedp.WaitVisible(id("policy-digest")))
+	if loc, err := chromedp.Run(bctx, chromedp.Location()); err != nil || !strings.HasSuffix(loc, "/ui/environments/prod/gate-runs/"+string(refusedRun[1])) {
+		t.Errorf("audit row links to %q (%v), want the refused promotion's gate run %s", loc, err, refusedRun[1])
+	}
+	if got := text(`tr.st-failed`); !strings.Contains(got, "approvals") {
+		t.Errorf("refused run's failed check = %q, want approvals", got)
+	}
+
+	// The evidence of 1.1.0 in staging: its JUnit totals on the page, and
+	// the document itself through the download link.
+	detail := css(`[id="detail-staging-1.1.0"]`)
+	run("evidence", chromedp.Navigate(s.url+"/ui/artifacts/team/agent"), chromedp.WaitVisible(detail), shot("4c-evidence"))
+	if got := text(`[id="detail-staging-1.1.0"] .junit`); got != "3 tests, 0 failures, 0 errors, 1 skipped" {
+		t.Errorf("staging 1.1.0 JUnit totals = %q", got)
+	}
+	if _, err := chromedp.CallBrowser(bctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
+		t.Fatal(err)
+	}
+	run("download evidence", chromedp.Click(css(`[id="detail-staging-1.1.0"] a[download]`)))
+	saved := filepath.Join(downloads, "team_agent-1.1.0-junit.xml")
+	var got []byte
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got, err = os.ReadFile(saved); err == nil && len(got) == len(junit) {
+			break
+		}
+	}
+	if string(got) != junit {
+		entries, _ := os.ReadDir(downloads)
+		t.Errorf("downloaded evidence %s = %q (%v; directory holds %v), want the attached document", saved, got, err, entries)
 	}
 
 	// The approver signs in with their own prod key and approves.
