@@ -53,7 +53,9 @@
 // Security:
 //   - signature: trusted CI signature (skipped while no keys are
 //     configured). Params: required (error instead of skip).
-//   - digest-integrity: every file and evidence blob re-hashed. No params.
+//   - digest-integrity: every file and evidence blob re-hashed, except a
+//     file whose promotion copy already hashed the bytes it is about to
+//     publish (details count those as byCopy). No params.
 //   - secret-scan: credentials in text files, reported by file, line and
 //     rule, never by value. Params: extensions, max_file_bytes, min_entropy.
 //   - pickle-scan: opcode walk of pickles (and PyTorch zip/tar archives)

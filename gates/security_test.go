@@ -46,6 +46,14 @@ func TestDigestIntegrity(t *testing.T) {
 	notSHA.Digest.Algorithm = "md5"
 	badEvidence := memEvidence("junit", []byte("<testsuite/>"))
 	badEvidence.Open = memOpener([]byte("<testsuite tests='1'/>"))
+	// A file its verifying copy hashed is not read again (its opener
+	// would fail); one whose copy did not verify is read and judged.
+	byCopy := unreadable
+	byCopy.Verified = func(context.Context) bool { return true }
+	copyFailed := tampered
+	copyFailed.Verified = func(context.Context) bool { return false }
+	copyStreamed := good
+	copyStreamed.Verified = func(context.Context) bool { return false }
 	tests := []struct {
 		name     string
 		files    []File
@@ -59,6 +67,9 @@ func TestDigestIntegrity(t *testing.T) {
 		{"tampered evidence", []File{good}, []Evidence{badEvidence}, Failed},
 		{"unreadable", []File{unreadable}, nil, Errored},
 		{"not sha256", []File{notSHA}, nil, Errored},
+		{"verified by its copy: not read", []File{byCopy, good}, nil, Passed},
+		{"copy did not verify, bytes tampered: read and refused", []File{copyFailed}, nil, Failed},
+		{"copy did not verify, bytes intact: read", []File{copyStreamed}, nil, Passed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

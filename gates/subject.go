@@ -69,6 +69,13 @@ type File struct {
 	Size      int64   // recorded size in bytes
 	MediaType string
 	Open      Opener
+	// Verified, when set, says whether these bytes were already hashed
+	// against Digest and Size on their way to the target: a promotion's
+	// verifying copy reads the source once, and a second read by
+	// digest-integrity would only cost time. It blocks until that
+	// verification ended; false (it did not run, failed or was not
+	// possible) makes digest-integrity read and hash through Open itself.
+	Verified func(ctx context.Context) bool
 }
 
 // Evidence is one evidence document (test report, metrics, provenance).

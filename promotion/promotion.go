@@ -211,13 +211,18 @@ func (s *Service) Promote(ctx context.Context, t *environment.Environment, by au
 	if !req.DryRun {
 		// The files are copied into the target while the gates run, and
 		// published only if they pass (stage.go): a gate's read of a large
-		// file and its copy then take the time of one, not of both.
+		// file and its copy then take the time of one, not of both, and
+		// digest-integrity takes a copy's verification instead of reading
+		// the file again.
 		digests := make([]v1.Hash, len(rec.Files))
 		for i, f := range rec.Files {
 			digests[i] = f.Digest
 		}
 		copies = stage(ctx, content(t), src.Blobs(), digests)
 		defer copies.decide(errNotPromoted) // aborts, unless commit decided first
+		for i := range subject.Files {
+			subject.Files[i].Verified = copies.verified(subject.Files[i].Digest)
+		}
 	}
 	report := s.engine.Evaluate(ctx, t.Policy(), subject)
 	run, err := s.recordRun(ctx, t, src, rec, by, req.DryRun, report)

@@ -3,9 +3,12 @@ package promotion_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/stagegate/stagegate/gates"
 	"github.com/stagegate/stagegate/internal/blob"
 	"github.com/stagegate/stagegate/internal/blob/filesystem"
+	blobminio "github.com/stagegate/stagegate/internal/blob/minio"
 	"github.com/stagegate/stagegate/internal/metadata"
 	"github.com/stagegate/stagegate/internal/signing"
 	"github.com/stagegate/stagegate/promotion"
@@ -44,6 +48,18 @@ func (u untouchable) OpenBlob(context.Context, v1.Hash) (io.ReadCloser, int64, e
 // and publishes model@1.0.0 into dev. prod exists but must never be read.
 func newService(t *testing.T) (*promotion.Service, *environment.List) {
 	t.Helper()
+	return newServiceOn(t, func(t *testing.T, name string) blob.Driver {
+		d, err := filesystem.New(filepath.Join(t.TempDir(), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	})
+}
+
+// newServiceOn is newService with each environment's bucket from newDriver.
+func newServiceOn(t *testing.T, newDriver func(t *testing.T, env string) blob.Driver) (*promotion.Service, *environment.List) {
+	t.Helper()
 	ctx := context.Background()
 	names := []string{"dev", "staging", "prod"}
 	meta, err := metadata.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "meta.db"), names)
@@ -65,10 +81,7 @@ func newService(t *testing.T) (*promotion.Service, *environment.List) {
 	}
 	var specs []environment.Spec
 	for _, name := range names {
-		d, err := filesystem.New(filepath.Join(t.TempDir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := newDriver(t, name)
 		handle, err := meta.Env(name)
 		if err != nil {
 			t.Fatal(err)
@@ -194,21 +207,90 @@ func TestPromoteGenericArtifact(t *testing.T) {
 // TestRefusedPromotionLeavesTargetEmpty: the files are copied while the
 // gates run, but a refusal (here digest-integrity, the dev blob having
 // been corrupted behind the store's back) aborts the copies before they
-// become visible, so the refused bytes never reach the target bucket.
+// become visible, so the refused bytes never reach the target bucket. On
+// MinIO the copy is server-side and verifies the bytes itself, and
+// digest-integrity takes its verdict instead of reading the file again: the
+// corrupt copy must not be taken for verified, and an intact one is
+// counted in the gate's details as verified by its copy.
 func TestRefusedPromotionLeavesTargetEmpty(t *testing.T) {
-	svc, envs := newService(t)
-	ctx := context.Background()
-	dev, staging := env(t, envs, "dev"), env(t, envs, "staging")
-	dgst := registry.DigestOf([]byte("weights"))
-	rp := dev.Blobs().(*blob.Store).Driver().(blob.Replacer)
-	if err := rp.Replace(ctx, blob.BlobKey(dgst), bytes.NewReader([]byte("weightz")), 7); err != nil {
+	stacks := []struct {
+		name     string
+		byCopy   int // files digest-integrity takes from their verified copy
+		newStack func(t *testing.T) (*promotion.Service, *environment.List)
+	}{
+		{"filesystem", 0, newService},
+		{"minio", 1, func(t *testing.T) (*promotion.Service, *environment.List) { return newServiceOn(t, minioDriver) }},
+	}
+	for _, st := range stacks {
+		t.Run(st.name, func(t *testing.T) {
+			for _, corrupt := range []bool{true, false} {
+				svc, envs := st.newStack(t)
+				ctx := context.Background()
+				dev, staging := env(t, envs, "dev"), env(t, envs, "staging")
+				dgst := registry.DigestOf([]byte("weights"))
+				if corrupt {
+					rp := dev.Blobs().(*blob.Store).Driver().(blob.Replacer)
+					if err := rp.Replace(ctx, blob.BlobKey(dgst), bytes.NewReader([]byte("weightz")), 7); err != nil {
+						t.Fatal(err)
+					}
+				}
+				res, err := svc.Promote(ctx, staging, audit.Actor{Name: "promoter"}, promotion.Request{Name: "model", Version: "1.0.0"})
+				if !corrupt {
+					if err != nil {
+						t.Fatalf("promote of an intact version: %v", err)
+					}
+					if got := integrityByCopy(t, res.Report); got != st.byCopy {
+						t.Errorf("digest-integrity took %d file(s) from their copy, want %d", got, st.byCopy)
+					}
+					if _, err := staging.Blobs().StatBlob(ctx, dgst); err != nil {
+						t.Fatalf("after the promotion the target's StatBlob = %v", err)
+					}
+					continue
+				}
+				if got := registry.AsError(err).Code; got != registry.CodeGateFailed.Name {
+					t.Fatalf("promote of a corrupt version: %v, want %s", err, registry.CodeGateFailed.Name)
+				}
+				if _, err := staging.Blobs().StatBlob(ctx, dgst); !errors.Is(err, registry.ErrObjectNotFound) {
+					t.Fatalf("after the refusal the target's StatBlob = %v, want not found", err)
+				}
+			}
+		})
+	}
+}
+
+// integrityByCopy returns the byCopy count of the report's digest-integrity result.
+func integrityByCopy(t *testing.T, rep *gates.Report) int {
+	t.Helper()
+	for _, r := range rep.Results {
+		if r.Check == "digest-integrity" {
+			d, ok := r.Details.(gates.IntegrityDetails)
+			if !ok {
+				t.Fatalf("digest-integrity details are %T", r.Details)
+			}
+			return d.ByCopy
+		}
+	}
+	t.Fatal("no digest-integrity result in the report")
+	return 0
+}
+
+// minioDriver is a fresh bucket on the test MinIO (skips without one),
+// emptied when the test ends. One credential for every environment, so
+// copies between them are server-side.
+func minioDriver(t *testing.T, env string) blob.Driver {
+	endpoint := os.Getenv("STAGEGATE_TEST_MINIO_ENDPOINT")
+	if endpoint == "" {
+		t.Skip("STAGEGATE_TEST_MINIO_ENDPOINT is not set; skipping the MinIO promotion case")
+	}
+	d, err := blobminio.New(context.Background(), blobminio.Config{Endpoint: endpoint,
+		AccessKey: os.Getenv("STAGEGATE_TEST_MINIO_ACCESS_KEY"), SecretKey: os.Getenv("STAGEGATE_TEST_MINIO_SECRET_KEY"),
+		Bucket: "stagegate-promo-" + env + "-" + strings.ToLower(rand.Text()[:12]), CreateBucket: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := svc.Promote(ctx, staging, audit.Actor{Name: "promoter"}, promotion.Request{Name: "model", Version: "1.0.0"})
-	if got := registry.AsError(err).Code; got != registry.CodeGateFailed.Name {
-		t.Fatalf("promote of a corrupt version: %v, want %s", err, registry.CodeGateFailed.Name)
-	}
-	if _, err := staging.Blobs().StatBlob(ctx, dgst); !errors.Is(err, registry.ErrObjectNotFound) {
-		t.Fatalf("after the refusal the target's StatBlob = %v, want not found", err)
-	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = d.List(ctx, "", func(i blob.Info) error { return d.Delete(ctx, i.Key) })
+	})
+	return d
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -13,22 +14,28 @@ import (
 )
 
 // holdingBucket stands for a target that copies at once and holds the
-// publication on ready, as blob.Store's server-side path does.
+// publication on ready, as blob.Store's server-side path does (verifies
+// true) or its streaming path (false: ready first, then the copy).
 type holdingBucket struct {
 	Content
+	verifies  bool
 	mu        sync.Mutex
 	published []v1.Hash
 	aborted   []v1.Hash
-	inFlight  int
-	maxFlight int
+	inFlight  int // copies between start and end, held or not
+	working   int // copies not waiting in ready
+	maxWork   int
 }
 
-func (h *holdingBucket) CopyBlobWhen(ctx context.Context, _ registry.Blobs, d v1.Hash, ready func(context.Context) error) (bool, error) {
+func (h *holdingBucket) CopyBlobWhen(ctx context.Context, _ registry.Blobs, d v1.Hash, ready func(context.Context, bool) error) (bool, error) {
 	h.mu.Lock()
 	h.inFlight++
-	h.maxFlight = max(h.maxFlight, h.inFlight)
 	h.mu.Unlock()
-	err := ready(ctx)
+	h.work() // the verifying copy, or the streamed copy's set-up
+	err := ready(ctx, h.verifies)
+	if err == nil {
+		h.work() // publishing
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.inFlight--
@@ -40,6 +47,18 @@ func (h *holdingBucket) CopyBlobWhen(ctx context.Context, _ registry.Blobs, d v1
 	return true, nil
 }
 
+// work counts a copy at work for a moment, outside ready.
+func (h *holdingBucket) work() {
+	h.mu.Lock()
+	h.working++
+	h.maxWork = max(h.maxWork, h.working)
+	h.mu.Unlock()
+	time.Sleep(2 * time.Millisecond)
+	h.mu.Lock()
+	h.working--
+	h.mu.Unlock()
+}
+
 func TestStagedCopies(t *testing.T) {
 	digests := []v1.Hash{
 		registry.DigestOf([]byte("a")), registry.DigestOf([]byte("b")), registry.DigestOf([]byte("a")),
@@ -47,24 +66,39 @@ func TestStagedCopies(t *testing.T) {
 	}
 	tests := []struct {
 		name          string
+		verifies      bool
 		verdict       error
 		wantPublished int
 	}{
-		{"gates passed: every distinct file published", nil, 4},
-		{"gates refused: nothing published", errNotPromoted, 0},
+		{"verified copies, gates passed: every distinct file published", true, nil, 4},
+		{"verified copies, gates refused: nothing published", true, errNotPromoted, 0},
+		{"streamed copies, gates passed: the gate must read", false, nil, 4},
+		{"streamed copies, gates refused", false, errNotPromoted, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := &holdingBucket{}
+			h := &holdingBucket{verifies: tt.verifies}
 			st := stage(context.Background(), h, nil, digests)
+			// Every file's verification is known before the verdict, more
+			// files than stageParallel included: the gate waits on them.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, d := range digests {
+				if got := st.verified(d)(ctx); got != tt.verifies {
+					t.Errorf("verified(%s) = %v, want %v", d, got, tt.verifies)
+				}
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the verifications did not all end before the verdict")
+			}
 			if err := st.decide(tt.verdict); err != nil {
 				t.Fatalf("decide = %v", err)
 			}
 			if len(h.published) != tt.wantPublished {
 				t.Errorf("published %d, want %d", len(h.published), tt.wantPublished)
 			}
-			if h.maxFlight > stageParallel {
-				t.Errorf("%d copies in flight, limit %d", h.maxFlight, stageParallel)
+			if h.maxWork > stageParallel {
+				t.Errorf("%d copies at work at once, limit %d", h.maxWork, stageParallel)
 			}
 			if h.inFlight != 0 {
 				t.Errorf("decide returned with %d copies in flight", h.inFlight)
@@ -75,14 +109,17 @@ func TestStagedCopies(t *testing.T) {
 			}
 		})
 	}
+	if (*staged)(nil).verified(digests[0]) != nil {
+		t.Error("nothing staged, yet a verification hook")
+	}
 }
 
 // failingBucket fails every copy: a failure after a positive verdict is
 // reported by decide, as a storage error.
 type failingBucket struct{ Content }
 
-func (failingBucket) CopyBlobWhen(ctx context.Context, _ registry.Blobs, _ v1.Hash, ready func(context.Context) error) (bool, error) {
-	if err := ready(ctx); err != nil {
+func (failingBucket) CopyBlobWhen(ctx context.Context, _ registry.Blobs, _ v1.Hash, ready func(context.Context, bool) error) (bool, error) {
+	if err := ready(ctx, false); err != nil {
 		return false, err
 	}
 	return false, io.ErrUnexpectedEOF

@@ -231,16 +231,18 @@ func (s *Store) CopyBlob(ctx context.Context, from registry.Blobs, dgst v1.Hash)
 // its gates run and answers ready with their verdict.
 //
 // On the server-side path the backend copies and this process verifies
-// before ready is called, so the copy overlaps the caller's wait and only
-// the publication waits for it. On the streaming path ready is called
-// first and the blob is streamed after it, so a held copy holds no buffers.
-// ready is not called when s already has the blob. A nil ready is CopyBlob.
-func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.Hash, ready func(context.Context) error) (copied bool, err error) {
+// before ready is called, with verified true: the bytes that will be
+// published are proven to hash to dgst, so the caller need not read the
+// source again to know it. On the streaming path ready is called first,
+// with verified false, and the blob is streamed (and hashed) after it, so
+// a held copy holds no buffers. ready is not called when s already has the
+// blob. A nil ready is CopyBlob.
+func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.Hash, ready func(ctx context.Context, verified bool) error) (copied bool, err error) {
 	if err := checkDigest(dgst); err != nil {
 		return false, err
 	}
 	if ready == nil {
-		ready = func(context.Context) error { return nil }
+		ready = func(context.Context, bool) error { return nil }
 	}
 	src, ok := from.(*Store)
 	if !ok {
@@ -267,7 +269,7 @@ func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.H
 			if err := drain(newVerifier(r, dgst, size)); err != nil {
 				return err
 			}
-			return ready(ctx)
+			return ready(ctx, true)
 		}
 		done, err := cp.CopyVerifiedFrom(ctx, src.d, key, verify)
 		switch {
@@ -284,7 +286,7 @@ func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.H
 	// Streaming. The source is read raw and hashed once, by the verifier
 	// in front of Put: it proves that the bytes written are dgst's, which is
 	// all that OpenBlob's verifier would add at twice the CPU.
-	if err := ready(ctx); err != nil {
+	if err := ready(ctx, false); err != nil {
 		return false, err
 	}
 	rc, info, err := src.d.Get(ctx, key)
@@ -313,7 +315,7 @@ func drain(v *verifier) error {
 
 // copyVerified streams a blob from a store of another implementation through
 // its verifying reader.
-func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.Hash, ready func(context.Context) error) (bool, error) {
+func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.Hash, ready func(context.Context, bool) error) (bool, error) {
 	size, err := from.StatBlob(ctx, dgst)
 	if err != nil {
 		return false, err
@@ -323,7 +325,7 @@ func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.H
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
 	}
-	if err := ready(ctx); err != nil {
+	if err := ready(ctx, false); err != nil {
 		return false, err
 	}
 	rc, _, err := from.OpenBlob(ctx, dgst)

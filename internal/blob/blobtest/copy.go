@@ -56,7 +56,7 @@ func RunCopySuite(t *testing.T, path CopyPath, newPair func(t *testing.T) (src, 
 		{name: "CorruptSourceStreamed", run: testCopyCorruptSource},
 		{name: "CorruptStoredSource", run: func(t *testing.T, src, dst *blob.Store) { testCopyCorruptStored(t, src, dst, 256<<10) }},
 		{name: "CorruptStoredSourceLarge", large: true, run: func(t *testing.T, src, dst *blob.Store) { testCopyCorruptStored(t, src, dst, Large) }},
-		{name: "Held", run: testCopyHeld},
+		{name: "Held", run: func(t *testing.T, src, dst *blob.Store) { testCopyHeld(t, src, dst, path) }},
 		{name: "InvalidDigest", run: testCopyInvalidDigest},
 		{name: "Objects", run: testCopyObjects},
 	}
@@ -277,22 +277,39 @@ func testCopyCorruptStored(t *testing.T, src, dst *blob.Store, size int64) {
 
 // testCopyHeld checks CopyBlobWhen: a refusal from ready leaves nothing at
 // the target key and is the error returned; a copy whose ready waits for a
-// verdict is published once the verdict allows it.
-func testCopyHeld(t *testing.T, src, dst *blob.Store) {
+// verdict is published once the verdict allows it. ready's verified flag is
+// a promise a promotion's integrity gate relies on instead of reading the
+// source itself, so a corrupt source must never be reported verified.
+func testCopyHeld(t *testing.T, src, dst *blob.Store, path CopyPath) {
 	ctx := context.Background()
 	b := putSrc(t, src, 31, 6<<20)
 	veto := errors.New("gates refused")
 	calls := 0
-	copied, err := dst.CopyBlobWhen(ctx, src, b.dgst, func(context.Context) error { calls++; return veto })
+	copied, err := dst.CopyBlobWhen(ctx, src, b.dgst, func(context.Context, bool) error { calls++; return veto })
 	if !errors.Is(err, veto) || copied || calls != 1 {
 		t.Fatalf("CopyBlobWhen refused = %v, %v after %d ready calls; want false, the refusal, 1 call", copied, err, calls)
+	}
+	assertAbsent(t, dst.Driver(), blob.BlobKey(b.dgst))
+
+	bad := blob.NewStore(corrupting{src.Driver()})
+	_, err = dst.CopyBlobWhen(ctx, bad, b.dgst, func(_ context.Context, verified bool) error {
+		if verified {
+			t.Error("ready was told a corrupt source's bytes were verified")
+		}
+		return nil
+	})
+	if !errors.Is(err, blob.ErrDigestMismatch) {
+		t.Fatalf("CopyBlobWhen from a corrupt source = %v, want ErrDigestMismatch", err)
 	}
 	assertAbsent(t, dst.Driver(), blob.BlobKey(b.dgst))
 
 	verdict := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := dst.CopyBlobWhen(ctx, src, b.dgst, func(ctx context.Context) error {
+		_, err := dst.CopyBlobWhen(ctx, src, b.dgst, func(ctx context.Context, verified bool) error {
+			if verified && path != ServerSide {
+				t.Error("a streamed copy claimed its bytes were verified before they were read")
+			}
 			select {
 			case <-verdict:
 				return nil
