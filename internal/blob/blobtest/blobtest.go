@@ -21,7 +21,7 @@ import (
 )
 
 // Large is the size of the "large" cases: above the MinIO driver's default
-// 16 MiB part size, so they exercise multipart uploads (several parts, and
+// 8 MiB part size, so they exercise multipart uploads (several parts, and
 // with an unknown size too).
 const Large = 40 << 20
 
