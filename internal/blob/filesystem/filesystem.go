@@ -26,7 +26,8 @@ const tmpDir = ".tmp"
 
 // Driver stores each key as a file <root>/<key>.
 type Driver struct {
-	root string
+	root  string
+	dsync *dirSyncer
 }
 
 var _ blob.Driver = (*Driver)(nil)
@@ -42,7 +43,7 @@ func New(root string) (*Driver, error) {
 	if err := os.MkdirAll(filepath.Join(abs, tmpDir), 0o755); err != nil {
 		return nil, fmt.Errorf("filesystem: create root: %w", err)
 	}
-	return &Driver{root: abs}, nil
+	return &Driver{root: abs, dsync: &dirSyncer{}}, nil
 }
 
 // path maps a key to its file. It validates the key itself, even though
@@ -115,12 +116,11 @@ func (d *Driver) store(ctx context.Context, op, key, p string, r io.Reader, size
 	if err := place(tmp, p); err != nil {
 		return fmt.Errorf("filesystem: %s %q: %w", op, key, mapErr(err))
 	}
-	// Make the new directory entry durable too. Failure here cannot be
-	// undone (the object is already visible), so it is not reported.
-	if df, err := os.Open(dir); err == nil {
-		_ = df.Sync()
-		df.Close()
-	}
+	// Make the new directory entry durable too, in one fsync shared with
+	// concurrent puts into the same directory (see dirSyncer). Failure
+	// here cannot be undone (the object is already visible), so it is not
+	// reported.
+	d.dsync.sync(dir)
 	return nil
 }
 
