@@ -1,10 +1,6 @@
 package httpapi
 
 import (
-	"errors"
-	"net/http"
-	"strconv"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/stagegate/stagegate/registry"
@@ -50,24 +46,5 @@ func (a *API) serveEvidence(c *gin.Context, req *request, name, version, typ str
 		return registry.StorageError("opening evidence "+doc.Digest.String(), err)
 	}
 	defer rc.Close()
-	c.Header("X-Stagegate-Digest", doc.Digest.String())
-	c.Header("Content-Length", strconv.FormatInt(doc.Size, 10))
-	c.Header("Content-Type", doc.MediaType)
-	c.Status(http.StatusOK)
-	if c.Request.Method == http.MethodHead {
-		return nil
-	}
-	if _, err := copyVerified(c.Writer, rc); err != nil {
-		if errors.Is(err, errNothingWritten) {
-			h := c.Writer.Header()
-			h.Del("Content-Length")
-			h.Del("X-Stagegate-Digest")
-			h.Del("Content-Type") // the error is JSON; gin keeps a type already set
-			return registry.StorageError("reading evidence "+doc.Digest.String(), err)
-		}
-		a.Logger.Error("evidence download cut", "request_id", req.actor.RequestID,
-			"environment", req.env.Name(), "digest", doc.Digest.String(), "err", err)
-		panic(http.ErrAbortHandler)
-	}
-	return nil
+	return a.serveVerified(c, req, rc, "evidence", doc.Digest, doc.Size, doc.MediaType)
 }

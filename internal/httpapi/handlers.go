@@ -2,12 +2,14 @@ package httpapi
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stagegate/stagegate/api"
 	"github.com/stagegate/stagegate/internal/auth"
@@ -112,9 +114,18 @@ func (a *API) serveFile(c *gin.Context, req *request, name, version, path string
 		return err
 	}
 	defer rc.Close()
-	c.Header("X-Stagegate-Digest", f.Digest.String())
-	c.Header("Content-Length", strconv.FormatInt(f.Size, 10))
-	c.Header("Content-Type", f.MediaType)
+	return a.serveVerified(c, req, rc, "file", f.Digest, f.Size, f.MediaType)
+}
+
+// serveVerified streams a stored blob of a file or evidence document
+// (what: "file", "evidence") through copyVerified. A blob that fails
+// before the first byte is a JSON error; one that fails after is an
+// aborted response, which every HTTP client reports as a failed transfer,
+// so corrupt bytes are never delivered as a whole.
+func (a *API) serveVerified(c *gin.Context, req *request, rc io.Reader, what string, digest v1.Hash, size int64, mediaType string) error {
+	c.Header("X-Stagegate-Digest", digest.String())
+	c.Header("Content-Length", strconv.FormatInt(size, 10))
+	c.Header("Content-Type", mediaType)
 	c.Status(http.StatusOK)
 	if c.Request.Method == http.MethodHead {
 		return nil
@@ -123,16 +134,16 @@ func (a *API) serveFile(c *gin.Context, req *request, name, version, path string
 		if errors.Is(err, errNothingWritten) {
 			c.Writer.Header().Del("Content-Length")
 			c.Writer.Header().Del("X-Stagegate-Digest")
-			// The error body is JSON, not the file's media type (gin keeps
+			// The error body is JSON, not the blob's media type (gin keeps
 			// a Content-Type that is already set).
 			c.Writer.Header().Del("Content-Type")
-			return registry.StorageError("reading "+f.Digest.String(), err)
+			return registry.StorageError("reading "+what+" "+digest.String(), err)
 		}
 		if errors.Is(err, registry.ErrDigestMismatch) {
-			a.Logger.Error("file download cut: stored content does not match its digest", "request_id", req.actor.RequestID,
-				"environment", req.env.Name(), "digest", f.Digest.String(), "err", err)
+			a.Logger.Error(what+" download cut: stored content does not match its digest", "request_id", req.actor.RequestID,
+				"environment", req.env.Name(), "digest", digest.String(), "err", err)
 		} else {
-			a.Logger.Warn("file download aborted", "request_id", req.actor.RequestID, "digest", f.Digest.String(), "err", err)
+			a.Logger.Warn(what+" download aborted", "request_id", req.actor.RequestID, "digest", digest.String(), "err", err)
 		}
 		panic(http.ErrAbortHandler)
 	}
