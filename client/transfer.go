@@ -173,9 +173,15 @@ func hashAhead(ctx context.Context, files []LocalFile, p Progress) []chan hashed
 	go func() {
 		for i, f := range files {
 			var h hashed
-			if i == 0 {
+			switch {
+			case f.Digest.Hex != "":
+				// Known from a checksum file: the server verifies the
+				// bytes against it as they stream, so a wrong or stale
+				// digest is refused (digest_mismatch), never stored.
+				h.dgst, h.size = f.Digest, f.Size
+			case i == 0:
 				h.dgst, h.size, h.err = hashWithProgress(f.Disk, f.Path, f.Size, p)
-			} else {
+			default:
 				h.dgst, h.size, h.err = HashFile(f.Disk)
 			}
 			out[i] <- h

@@ -67,7 +67,7 @@ func readSignatures(pairs []string) ([]registry.CISignature, error) {
 }
 
 func (c *cli) pushCommand() *cobra.Command {
-	var kind, env, commit string
+	var kind, env, commit, sums string
 	var labels, signatures []string
 	var quiet bool
 	cmd := &cobra.Command{
@@ -95,6 +95,11 @@ func (c *cli) pushCommand() *cobra.Command {
 			files, err := client.CollectFiles(args[1:])
 			if err != nil {
 				return err
+			}
+			if sums != "" {
+				if err := applySHA256Sums(files, sums); err != nil {
+					return err
+				}
 			}
 			ciSigs, err := readSignatures(signatures)
 			if err != nil {
@@ -135,9 +140,24 @@ func (c *cli) pushCommand() *cobra.Command {
 	cmd.Flags().StringArrayVar(&signatures, "signature", nil,
 		"CI signature PATH=SIGFILE: a `cosign sign-blob` signature of the file stored as PATH (repeatable)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no transfer progress (a bar on a terminal, else a line every ~10 s)")
+	cmd.Flags().StringVar(&sums, "sha256sums", "",
+		"FILE in `sha256sum` format: files it lists are sent without hashing them first (the server still verifies every byte)")
 	_ = cmd.MarkFlagRequired("kind")
 	c.addClientFlags(cmd, true)
 	return cmd
+}
+
+// applySHA256Sums reads the checksum file at path into files.
+func applySHA256Sums(files []client.LocalFile, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := client.ApplySHA256Sums(files, f); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 func (c *cli) pullCommand() *cobra.Command {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -243,5 +245,41 @@ func TestCLIKeysOwner(t *testing.T) {
 	}
 	if _, out, _ := runCLI(t, nil, "keys", "list", "--data-dir", dataDir, "--env", "prod"); !strings.Contains(out, "OWNER") || !strings.Contains(out, "bob@example.test") {
 		t.Errorf("keys list table does not show owners:\n%s", out)
+	}
+}
+
+// TestCLIPushSHA256Sums: files a sha256sum file lists are sent without
+// hashing them first, and a digest that does not match the bytes is
+// refused by the server with nothing published.
+func TestCLIPushSHA256Sums(t *testing.T) {
+	dataDir, url := startServer(t)
+	code, out, errOut := runCLI(t, nil, "keys", "create", "--data-dir", dataDir, "--env", "dev", "--role", "publisher", "--name", "ci")
+	if code != 0 {
+		t.Fatalf("keys create: %d %s", code, errOut)
+	}
+	env := map[string]string{"STAGEGATE_URL": url, "STAGEGATE_TOKEN": strings.TrimSpace(out)}
+	dir := t.TempDir()
+	model, data := filepath.Join(dir, "model.bin"), []byte("weights that CI already hashed")
+	if err := os.WriteFile(model, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	wrong := sha256.Sum256([]byte("other bytes"))
+	sums := func(digest [32]byte) string {
+		p := filepath.Join(t.TempDir(), "SHA256SUMS")
+		if err := os.WriteFile(p, []byte(hex.EncodeToString(digest[:])+"  "+model+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if code, _, errOut := runCLI(t, env, "push", "scorer@1.0.0", "--kind", "model", "--sha256sums", sums(wrong), model); code != exitError || !strings.Contains(errOut, "digest_mismatch") {
+		t.Fatalf("push with a wrong listed digest: %d %q, want digest_mismatch", code, errOut)
+	}
+	code, out, errOut = runCLI(t, env, "push", "scorer@1.0.0", "--kind", "model", "--sha256sums", sums(sum), model)
+	if code != 0 || !strings.Contains(out, "published scorer@1.0.0 in dev") {
+		t.Fatalf("push with the right digest (nothing may have landed before): %d %q %q", code, out, errOut)
+	}
+	if !strings.Contains(errOut, hex.EncodeToString(sum[:])) {
+		t.Errorf("push output does not name the listed digest: %q", errOut)
 	}
 }
