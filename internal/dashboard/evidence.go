@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -51,7 +49,7 @@ type evidenceView struct {
 
 // versionDetails reads the signature and evidence of the newest versions
 // of name in env, with the person's key for env.
-func (d *Dashboard) versionDetails(ctx context.Context, cl *client.Client, token, env, name string, vs []registry.VersionRecord) []versionDetail {
+func versionDetails(ctx context.Context, cl *client.Client, env, name string, vs []registry.VersionRecord) []versionDetail {
 	out := make([]versionDetail, 0, min(len(vs), maxVersionDetails))
 	for _, v := range vs[:min(len(vs), maxVersionDetails)] {
 		vd := versionDetail{Version: v.Version}
@@ -67,36 +65,21 @@ func (d *Dashboard) versionDetails(ctx context.Context, cl *client.Client, token
 			vd.EvidenceErr = apiRefusal(err)
 		}
 		for _, doc := range docs {
-			vd.Evidence = append(vd.Evidence, d.readEvidence(ctx, token, env, doc))
+			vd.Evidence = append(vd.Evidence, readEvidence(ctx, cl, env, doc))
 		}
 		out = append(out, vd)
 	}
 	return out
 }
 
-// readEvidence fetches one document through the API, as its download
-// would, and reads it with the parsers the gates use.
-func (d *Dashboard) readEvidence(ctx context.Context, token, env string, doc registry.Evidence) evidenceView {
+// readEvidence fetches one document through the API with the person's
+// client (checked against the digest the API names for it, like `evidence
+// get`), and reads it with the parsers the gates use.
+func readEvidence(ctx context.Context, cl *client.Client, env string, doc registry.Evidence) evidenceView {
 	ev := evidenceView{Evidence: doc, DownloadURL: evidenceURL(env, doc)}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiBase+evidencePath(env, doc.Name, doc.Version, doc.Type, doc.Digest.String()), nil)
+	data, _, err := cl.GetEvidence(ctx, env, doc.Name, doc.Version, doc.Type, doc.Digest.String())
 	if err != nil {
-		ev.ReadErr = "could not be read"
-		return ev
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := d.hc.Do(req)
-	if err != nil {
-		ev.ReadErr = "could not be read"
-		return ev
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		ev.ReadErr = fmt.Sprintf("could not be read (HTTP %d)", resp.StatusCode)
-		return ev
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, gates.MaxEvidenceSize+1))
-	if err != nil || len(data) > gates.MaxEvidenceSize {
-		ev.ReadErr = "could not be read"
+		ev.ReadErr = "could not be read: " + apiRefusal(err)
 		return ev
 	}
 	switch doc.Type {

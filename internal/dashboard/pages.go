@@ -232,7 +232,7 @@ func (d *Dashboard) artifact(w http.ResponseWriter, r *http.Request, s *session)
 			}
 		}
 		if len(e.Versions) > 0 {
-			e.Details = d.versionDetails(ctx, cl, k.token, k.Env, name, e.Versions)
+			e.Details = versionDetails(ctx, cl, k.Env, name, e.Versions)
 			e.MoreVersions = len(e.Versions) > len(e.Details)
 		}
 		if e.Current != nil && e.Current.GateRunID != "" {
