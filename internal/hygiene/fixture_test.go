@@ -14,7 +14,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/stagegate/stagegate/audit"
 	"github.com/stagegate/stagegate/environment"
 	"github.com/stagegate/stagegate/internal/blob"
 	"github.com/stagegate/stagegate/internal/blob/filesystem"
@@ -117,17 +116,7 @@ type pubReq struct {
 }
 
 func (f *fixture) publish(r pubReq) (registry.VersionRecord, error) {
-	var files []registry.File
-	for p, data := range r.files {
-		dgst := registry.DigestOf(data)
-		if _, err := f.reg.UploadBlob(context.Background(), f.env, dgst, bytes.NewReader(data), int64(len(data))); err != nil {
-			return registry.VersionRecord{}, err
-		}
-		files = append(files, registry.File{Path: p, Digest: dgst, Size: int64(len(data))})
-	}
-	res, err := f.reg.Publish(context.Background(), f.env, audit.Actor{Name: "ci"}, registry.PublishRequest{
-		Name: r.name, Version: r.version, Kind: "generic", Files: files, Labels: r.labels, SourceCommit: r.commit})
-	return res.Record, err
+	return f.publishReusing(r, nil)
 }
 
 func (f *fixture) mustPublish(r pubReq) registry.VersionRecord {

@@ -320,7 +320,7 @@ func (f *fixture) publishReusing(r pubReq, reused map[string][]byte) (registry.V
 		files = append(files, registry.File{Path: p, Digest: registry.DigestOf(data), Size: int64(len(data))})
 	}
 	res, err := f.reg.Publish(context.Background(), f.env, audit.Actor{Name: "ci"}, registry.PublishRequest{
-		Name: r.name, Version: r.version, Kind: "generic", Files: files})
+		Name: r.name, Version: r.version, Kind: "generic", Files: files, Labels: r.labels, SourceCommit: r.commit})
 	return res.Record, err
 }
 
