@@ -40,6 +40,9 @@ publish)
 	args+=("$ref" --kind "$INPUT_KIND")
 	lines "${INPUT_EVIDENCE:-}" --evidence
 	lines "${INPUT_LABELS:-}" --label
+	if [[ -n "${INPUT_SHA256SUMS:-}" ]]; then
+		args+=(--sha256sums "$INPUT_SHA256SUMS")
+	fi
 	if [[ -n "${INPUT_PROMOTE_TO:-}" ]]; then
 		args+=(--promote-to "$INPUT_PROMOTE_TO")
 	fi

@@ -100,7 +100,7 @@ func readEvidenceFlags(pairs []string) ([]evidenceFile, error) {
 
 func (c *cli) ciPublishCommand() *cobra.Command {
 	var f ciFlags
-	var kind, env, commit, promoteTo, promoteToken, promoteAudience, reason string
+	var kind, env, commit, promoteTo, promoteToken, promoteAudience, reason, sums string
 	var labels, evidence []string
 	var noProvenance, dryRun bool
 	cmd := &cobra.Command{
@@ -133,6 +133,11 @@ func (c *cli) ciPublishCommand() *cobra.Command {
 			files, err := client.CollectFiles(args[1:])
 			if err != nil {
 				return err
+			}
+			if sums != "" {
+				if err := applySHA256Sums(files, sums); err != nil {
+					return err
+				}
 			}
 			prov, inCI := ci.DetectProvenance(c.getenv)
 			if commit == "" && inCI {
@@ -171,6 +176,8 @@ func (c *cli) ciPublishCommand() *cobra.Command {
 	cmd.Flags().StringVar(&promoteAudience, "promote-oidc-audience", "", "OIDC audience of the token for the promotion's target")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded with the release; default in CI: the workflow run)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run the target's gates without promoting")
+	cmd.Flags().StringVar(&sums, "sha256sums", "",
+		"FILE in `sha256sum` format, e.g. written by the build: files it lists are sent without hashing them first (the server still verifies every byte)")
 	c.addCIFlags(cmd, &f)
 	return cmd
 }

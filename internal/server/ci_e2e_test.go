@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log"
@@ -229,9 +231,18 @@ func TestActionPublishesWithOIDC(t *testing.T) {
 				t.Fatal("the secret's value reached the job's log or summary")
 			}
 
-			// Fix the config, publish the next version: it passes.
+			// Fix the config, publish the next version: it passes. The
+			// build step's checksum file spares the action a hash of the
+			// files; a stale one (the leaky config's digest) is refused by
+			// the server, which verifies every byte.
+			sha := func(data string) string { sum := sha256.Sum256([]byte(data)); return hex.EncodeToString(sum[:]) }
+			write("SHA256SUMS", sha(ciAgent+"metadata:\n  owner: risk\n  aws_key: "+leaked+"\n")+"  config/agent.yaml\n")
 			write("config/agent.yaml", ciAgent)
-			inputs["version"] = "1.0.1"
+			inputs["version"], inputs["sha256sums"] = "1.0.1", "SHA256SUMS"
+			if stale := runAction(t, bin, ws, ep, inputs); stale.code != 1 || !strings.Contains(stale.stderr, "digest_mismatch") {
+				t.Fatalf("a stale sha256sums input: exit %d, want 1 with digest_mismatch\nstderr:\n%s", stale.code, stale.stderr)
+			}
+			write("SHA256SUMS", sha(ciAgent)+"  config/agent.yaml\n")
 			passed := runAction(t, bin, ws, ep, inputs)
 			if passed.code != 0 {
 				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", passed.code, passed.stdout, passed.stderr)
