@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 
 install_tool minio "github.com/minio/minio@$MINIO_VERSION"
+# The peer row: the CNCF Distribution registry (S3 driver on the same MinIO),
+# pushed and pulled with oras.
+install_tool registry "github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
+install_tool oras "oras.land/oras/cmd/oras@v1.3.6"
 wait_tools
 start_minio bench
 start_postgres bench
