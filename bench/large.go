@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 
 	miniogo "github.com/minio/minio-go/v7"
@@ -60,12 +61,14 @@ func (b *bench) large(ctx context.Context) error {
 		var cpu []time.Duration
 
 		// Publish.
+		b.settle()
 		direct, err := timed(func() error { return putFile(ctx, b.mc, bucket, "model", path) })
 		if err != nil {
 			return fmt.Errorf("direct PutObject: %w", err)
 		}
 		watch, cpu0 := svc.watchRSS(), svc.cpu()
 		var res client.PublishResponse
+		b.settle()
 		push, err := timed(func() error {
 			local, err := client.CollectFiles([]string{path})
 			if err != nil {
@@ -81,12 +84,14 @@ func (b *bench) large(ctx context.Context) error {
 		b.add(throughputRow("publish "+iec(b.cfg.size)+" (push vs PutObject)", b.cfg.size, push, direct, "PutObject", 0.85))
 
 		// Pull with verification.
+		b.settle()
 		directGet, err := timed(func() error { return getHashWrite(ctx, b.mc, bucket, "model", filepath.Join(files, "direct-get.bin")) })
 		if err != nil {
 			return fmt.Errorf("direct GetObject: %w", err)
 		}
 		os.Remove(filepath.Join(files, "direct-get.bin"))
 		watch, cpu0 = svc.watchRSS(), svc.cpu()
+		b.settle()
 		pull, err := timed(func() error {
 			_, err := pub.Pull(ctx, "dev", "bench-model", "1.0.0", filepath.Join(files, "pulled"))
 			return err
@@ -102,6 +107,7 @@ func (b *bench) large(ctx context.Context) error {
 		if _, _, err := pub.AddEvidence(ctx, "dev", "bench-model", "1.0.0", "junit", []byte(passingJUnit)); err != nil {
 			return fmt.Errorf("evidence: %w", err)
 		}
+		b.settle()
 		copyTime, err := timed(func() error {
 			_, err := b.mc.CopyObject(ctx, miniogo.CopyDestOptions{Bucket: copies, Object: "model"},
 				miniogo.CopySrcOptions{Bucket: bucket, Object: "model"})
@@ -111,6 +117,7 @@ func (b *bench) large(ctx context.Context) error {
 			return fmt.Errorf("direct CopyObject: %w", err)
 		}
 		watch, cpu0 = svc.watchRSS(), svc.cpu()
+		b.settle()
 		promote, err := timed(func() error {
 			_, err := promoter.Promote(ctx, "staging", client.PromoteRequest{Name: "bench-model", Version: "1.0.0"})
 			return err
@@ -141,10 +148,12 @@ func (b *bench) large(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		b.settle()
 		directKnown, err := timed(func() error { return putFile(ctx, b.mc, bucket, "model-known", known) })
 		if err != nil {
 			return fmt.Errorf("direct PutObject: %w", err)
 		}
+		b.settle()
 		pushKnown, err := timed(func() error {
 			local, err := client.CollectFiles([]string{known})
 			if err != nil {
@@ -196,6 +205,7 @@ func (b *bench) large(ctx context.Context) error {
 			}
 			paths = append(paths, p)
 		}
+		b.settle()
 		direct, err := timed(func() error {
 			for i, p := range paths {
 				if err := putFile(ctx, b.mc, bucket, "shard-"+strconv.Itoa(i), p); err != nil {
@@ -207,6 +217,7 @@ func (b *bench) large(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("direct PutObjects: %w", err)
 		}
+		b.settle()
 		push, err := timed(func() error {
 			local, err := client.CollectFiles([]string{dir})
 			if err != nil {
@@ -225,6 +236,13 @@ func (b *bench) large(ctx context.Context) error {
 	}
 	return nil
 }
+
+// settle writes back every dirty page before a timed step, so that no
+// step pays for the write-back of the one before it: MinIO's data dir and
+// the bench's files share one disk, and each 1 GiB row leaves 1 GiB of
+// dirty pages behind, which the kernel writes back while the next step
+// runs (the README said the rows were sensitive to their order).
+func (b *bench) settle() { syscall.Sync() }
 
 // throughputRow compares a stagegate transfer with its baseline; the ratio
 // is stagegate's throughput over the baseline's.
