@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stagegate/stagegate/gates"
+	"github.com/stagegate/stagegate/oci"
 	"github.com/stagegate/stagegate/registry"
 )
 
@@ -171,36 +172,87 @@ func (e *Environment) FindVersion(ctx context.Context, name, version string) (re
 // create-once before any record names it: ECDSA signatures differ on every
 // call, so a retry (or a concurrent publish or promotion) adopts the stored
 // one and every copy of the record names the same bytes.
-func (e *Environment) SignManifest(ctx context.Context, digest v1.Hash, manifest []byte, now time.Time) (registry.Signature, error) {
+//
+// Beside it, and at the same time (one more write, no more waiting), it
+// stores e's signature over the cosign simple-signing payload that names
+// the manifest as name in e: the OCI API serves it under the tag
+// `cosign verify` looks up (CosignSignature), so a consumer checks a
+// release with the environment's public key and the registry clients it
+// already has.
+func (e *Environment) SignManifest(ctx context.Context, name string, digest v1.Hash, manifest []byte, now time.Time) (registry.Signature, error) {
 	keyID := e.signer.KeyID()
-	key := registry.SignatureKey(digest, keyID)
 	sig := registry.Signature{Role: registry.SignedByEnvironment, KeyID: keyID, Subject: registry.SubjectManifest, Trusted: true, CreatedAt: now.UTC()}
-	// The create-once write comes first: usually nothing is stored yet, and
-	// the write answers "is there one?" without a read (one storage round
-	// trip per publish, issue #18). Only when one exists is it read back.
-	b64, err := e.signer.SignBlob(manifest)
+	payload, err := oci.SimpleSigningPayload(CosignReference(e.name, name), digest)
 	if err != nil {
-		return registry.Signature{}, registry.CodeInternal.Errorf("signing failed").WithCause(err)
+		return registry.Signature{}, registry.CodeInternal.Errorf("building the cosign payload").WithCause(err)
+	}
+	var cosignErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, cosignErr = e.signOnce(ctx, registry.CosignSignatureKey(digest, keyID), payload)
+	}()
+	b64, err := e.signOnce(ctx, registry.SignatureKey(digest, keyID), manifest)
+	<-done
+	if err != nil {
+		return registry.Signature{}, err
+	}
+	if cosignErr != nil {
+		return registry.Signature{}, cosignErr
+	}
+	sig.Signature = b64
+	return sig, nil
+}
+
+// CosignReference is the docker-reference of the simple-signing payloads
+// an environment signs: the OCI repository of the name, without a host.
+// cosign verify checks the payload's manifest digest, not this reference
+// (a service has no one host name), but it tells a reader of the payload
+// which environment's release was signed.
+func CosignReference(env, name string) string { return env + "/" + name }
+
+// signOnce signs payload and stores the signature at key create-once,
+// returning what is stored. The create-once write comes first: usually
+// nothing is stored yet, and the write answers "is there one?" without a
+// read (one storage round trip per signature, issue #18). Only when one
+// exists is it read back and adopted.
+func (e *Environment) signOnce(ctx context.Context, key string, payload []byte) (string, error) {
+	b64, err := e.signer.SignBlob(payload)
+	if err != nil {
+		return "", registry.CodeInternal.Errorf("signing failed").WithCause(err)
 	}
 	for attempt := 0; attempt < 2; attempt++ {
 		switch err := e.blobs.PutObject(ctx, key, []byte(b64)); {
 		case err == nil:
-			sig.Signature = b64
-			return sig, nil
+			return b64, nil
 		case !errors.Is(err, registry.ErrObjectExists):
-			return registry.Signature{}, registry.StorageError("writing signature", err)
+			return "", registry.StorageError("writing signature", err)
 		}
 		// A retry, or another signer first: adopt the stored signature.
 		stored, err := e.blobs.GetObject(ctx, key, registry.MaxSignatureSize)
 		if err == nil {
-			sig.Signature = string(stored)
-			return sig, nil
+			return string(stored), nil
 		}
 		if !errors.Is(err, registry.ErrObjectNotFound) {
-			return registry.Signature{}, registry.StorageError("reading signature", err)
+			return "", registry.StorageError("reading signature", err)
 		}
 	}
-	return registry.Signature{}, registry.CodeUnavailable.Errorf("signature object for %s keeps changing", digest)
+	return "", registry.CodeUnavailable.Errorf("signature object %s keeps changing", key)
+}
+
+// CosignSignature returns e's stored signature (base64, as cosign writes
+// it) over the simple-signing payload of the manifest digest, made by
+// the current key. Versions signed before stagegate stored these, or by a
+// key e has rotated away from, have none: not_found.
+func (e *Environment) CosignSignature(ctx context.Context, digest v1.Hash) (string, error) {
+	b, err := e.blobs.GetObject(ctx, registry.CosignSignatureKey(digest, e.signer.KeyID()), registry.MaxSignatureSize)
+	switch {
+	case errors.Is(err, registry.ErrObjectNotFound):
+		return "", registry.CodeNotFound.Errorf("%s has no cosign signature in %s", digest, e.name)
+	case err != nil:
+		return "", registry.StorageError("reading cosign signature", err)
+	}
+	return string(b), nil
 }
 
 // JudgeCISignatures checks CI signatures against the CI keys e trusts and

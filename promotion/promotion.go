@@ -408,7 +408,7 @@ func (s *Service) commit(ctx context.Context, src, t *environment.Environment, r
 		}
 	}
 	now := s.now().UTC()
-	envSig, err := t.SignManifest(ctx, rec.ManifestDigest, manifest, now)
+	envSig, err := t.SignManifest(ctx, rec.Name, rec.ManifestDigest, manifest, now)
 	if err != nil {
 		return registry.Release{}, false, err
 	}

@@ -24,9 +24,11 @@ type Env interface {
 	// FindVersion validates name and version and reads the canonical
 	// version; a missing one is version_not_found naming the environment.
 	FindVersion(ctx context.Context, name, version string) (VersionRecord, error)
-	// SignManifest returns the environment's signature over manifest,
-	// stored create-once in the bucket before any record names it.
-	SignManifest(ctx context.Context, digest v1.Hash, manifest []byte, now time.Time) (Signature, error)
+	// SignManifest returns the environment's signature over manifest (the
+	// manifest of a version of name), stored create-once in the bucket
+	// before any record names it, beside the signature cosign verifies over
+	// the OCI API.
+	SignManifest(ctx context.Context, name string, digest v1.Hash, manifest []byte, now time.Time) (Signature, error)
 	// JudgeCISignatures checks CI signatures against the keys this
 	// environment trusts.
 	JudgeCISignatures(manifest []byte, files []File, sigs []Signature) ([]Signature, CITrust)

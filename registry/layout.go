@@ -18,6 +18,10 @@ import (
 //	│                                                 pointer: the bucket describes itself, for reindex)
 //	├── signatures/sha256/<manifest hex>/<key id>     the environment's cosign signature over a
 //	│                                                 manifest (create-once)
+//	├── signatures/sha256/<manifest hex>/simplesigning/<key id>
+//	│                                                 the environment's signature over the cosign
+//	│                                                 simple-signing payload naming the manifest, which
+//	│                                                 `cosign verify` checks over the OCI API (create-once)
 //	├── attestations/sha256/<manifest hex>/<key id>.json
 //	│                                                 DSSE envelope of the gate results that admitted
 //	│                                                 the manifest (create-once)
@@ -56,6 +60,15 @@ func RefKey(name, version string) string { return "refs/" + name + "/-/" + versi
 // with digest manifest.
 func SignatureKey(manifest v1.Hash, keyID string) string {
 	return "signatures/sha256/" + manifest.Hex + "/" + keySegment(keyID)
+}
+
+// CosignSignatureKey is the key of the signature by key keyID over the
+// cosign simple-signing payload of the manifest with digest manifest. It
+// lives under the manifest's signature prefix, so what keeps or removes
+// the manifest's signatures (gc's mark) covers it, and in a directory of
+// its own, so it is never read as a signature over the manifest itself.
+func CosignSignatureKey(manifest v1.Hash, keyID string) string {
+	return "signatures/sha256/" + manifest.Hex + "/simplesigning/" + keySegment(keyID)
 }
 
 // AttestationKey is the key of the gate attestation signed by keyID for the

@@ -187,7 +187,7 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 	if err != nil {
 		return PublishResult{}, err
 	}
-	envSig, err := s.storeImmutables(ctx, e, built)
+	envSig, err := s.storeImmutables(ctx, e, name, built)
 	if err != nil {
 		return PublishResult{}, err
 	}
@@ -240,7 +240,7 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 // trip instead of one per object. Nothing points at them until the index
 // commit, which runs only after all three are stored, so an interrupted
 // publish leaves nothing visible and a retry finds them in place.
-func (s *Service) storeImmutables(ctx context.Context, e Env, built Built) (Signature, error) {
+func (s *Service) storeImmutables(ctx context.Context, e Env, name string, built Built) (Signature, error) {
 	var (
 		wg               sync.WaitGroup
 		configErr, mfErr error
@@ -258,7 +258,7 @@ func (s *Service) storeImmutables(ctx context.Context, e Env, built Built) (Sign
 	}()
 	go func() {
 		defer wg.Done()
-		envSig, sigErr = e.SignManifest(ctx, built.ManifestDigest, built.Manifest, s.now())
+		envSig, sigErr = e.SignManifest(ctx, name, built.ManifestDigest, built.Manifest, s.now())
 	}()
 	wg.Wait()
 	switch {

@@ -65,6 +65,7 @@ type API struct {
 	// flight (ratelimit.go); the zero value limits nothing.
 	KeyLimits KeyLimits
 
+	cosign    *cosignMemory // cosign manifests and blobs recently built (ocicosign.go)
 	refusals  *refusalBudget
 	throttled *refusalBudget // audit rows of rate_limited refusals
 	limiter   *keyLimiter
@@ -83,6 +84,7 @@ func (a *API) Handler() http.Handler {
 		a.Logger = slog.Default()
 	}
 	a.refusals = newRefusalBudget()
+	a.cosign = &cosignMemory{}
 	a.throttled = newRefusalBudget()
 	a.limiter = newKeyLimiter(a.KeyLimits)
 	if a.Observer == nil {

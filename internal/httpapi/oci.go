@@ -263,10 +263,23 @@ func (a *API) ociManifest(c *gin.Context, req *request, p oci.Path) error {
 			return err
 		}
 		rec, err := a.Registry.VersionByManifest(ctx, req.env, p.Name, ref.Digest)
+		if registry.KindOf(err) == registry.NotFound {
+			// Not a version: perhaps one of its cosign manifests.
+			data, isManifest, found, cerr := a.findCosign(ctx, c, req, p, ref.Digest)
+			if cerr != nil {
+				return cerr
+			}
+			if found && isManifest {
+				writeCosignManifest(c, oci.CosignManifest{Manifest: data, Digest: ref.Digest})
+				return nil
+			}
+		}
 		if err != nil {
 			return err
 		}
 		version = rec.Version
+	} else if subject, kind, ok := oci.ParseCosignTag(ref.Tag); ok {
+		return a.ociCosignManifestByTag(c, req, p, subject, kind)
 	} else if _, err := registry.ParseVersion(ref.Tag); err != nil {
 		// Tags are versions: a tag that is no version names nothing.
 		return oci.CodeManifestUnknown.Errorf("%s:%s: tags are semantic versions, and %q is none", p.Repository(), ref.Tag, ref.Tag)
@@ -312,6 +325,18 @@ func (a *API) ociBlob(c *gin.Context, req *request, p oci.Path) error {
 		return oci.CodeBlobUnknown.Errorf("blob %s: stagegate stores sha256 digests only", dgst)
 	}
 	rc, size, err := a.Registry.OpenBlob(c.Request.Context(), req.env, dgst)
+	if registry.KindOf(err) == registry.NotFound && p.Name != "" {
+		// Not stored: perhaps the config or payload of one of the name's
+		// cosign manifests, which are built, not stored.
+		data, isManifest, found, cerr := a.findCosign(c.Request.Context(), c, req, p, dgst)
+		if cerr != nil {
+			return cerr
+		}
+		if found && !isManifest {
+			writeCosignBlob(c, dgst, data)
+			return nil
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -426,20 +451,4 @@ func copyVerifiedRange(c *gin.Context, status int, src io.Reader, start, length 
 	}
 	_, err := c.Writer.Write(last[:])
 	return err
-}
-
-// ociReferrers answers the referrers API. stagegate does not store
-// referrer manifests yet (the environment's signature and gate attestation
-// are kept in its own layout, not as OCI artifacts), so the index is empty,
-// which is the spec's answer for a subject without referrers.
-func (a *API) ociReferrers(c *gin.Context, req *request, p oci.Path) error {
-	if _, err := oci.ParseDigest(p.Reference); err != nil {
-		return err
-	}
-	ociJSON(c, http.StatusOK, "application/vnd.oci.image.index.v1+json", struct {
-		SchemaVersion int    `json:"schemaVersion"`
-		MediaType     string `json:"mediaType"`
-		Manifests     []any  `json:"manifests"`
-	}{2, "application/vnd.oci.image.index.v1+json", []any{}})
-	return nil
 }

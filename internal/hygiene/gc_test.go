@@ -99,6 +99,7 @@ func TestGC(t *testing.T) {
 		{"another file of a version", registry.BlobKey(v1.Files[1].Digest), false},
 		{"evidence of a version", registry.BlobKey(evidence.Digest), false},
 		{"signature of a version", "signatures/sha256/" + v1.ManifestDigest.Hex + "/" + keySeg, false},
+		{"cosign signature of a version", "signatures/sha256/" + v1.ManifestDigest.Hex + "/simplesigning/" + keySeg, false},
 		{"ref of a version", registry.RefKey("team/a", "1.0.0"), false},
 		{"abandoned upload", registry.BlobKey(orphan), true},
 		{"scrub mark of an abandoned upload", registry.CorruptMarkKey(orphan), true},
@@ -113,8 +114,8 @@ func TestGC(t *testing.T) {
 			removed bool
 		}{"leftover of a refused publish", k, true})
 	}
-	if len(refused) != 4 { // file, manifest, signature, intent (the config, naming only name@version, is v1's)
-		t.Fatalf("refused publish left %d objects, want 4: %q", len(refused), refused)
+	if len(refused) != 5 { // file, manifest, its two signatures, intent (the config, naming only name@version, is v1's)
+		t.Fatalf("refused publish left %d objects, want 5: %q", len(refused), refused)
 	}
 
 	for _, dry := range []bool{true, false} {

@@ -307,10 +307,23 @@ func testOCIPull(t *testing.T, kind string) {
 		})
 
 		t.Run("referrers", func(t *testing.T) {
+			// A promoted release: its environment signature and gate
+			// attestation (TestOCICosignVerify checks them with cosign).
 			resp, data := ociRequest(t, http.MethodGet, repo+"/referrers/"+rel.digest, basic(reader))
+			var index struct {
+				Manifests []struct {
+					ArtifactType string `json:"artifactType"`
+				} `json:"manifests"`
+			}
 			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/vnd.oci.image.index.v1+json" ||
-				string(data) != `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}` {
+				json.Unmarshal(data, &index) != nil || len(index.Manifests) != 2 ||
+				index.Manifests[0].ArtifactType != oci.SignatureArtifactType || index.Manifests[1].ArtifactType != oci.AttestationArtifactType {
 				t.Errorf("referrers = %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), data)
+			}
+			// A digest that is no version's manifest has none.
+			resp, data = ociRequest(t, http.MethodGet, repo+"/referrers/"+registry.DigestOf([]byte("nothing")).String(), basic(reader))
+			if resp.StatusCode != http.StatusOK || string(data) != `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}` {
+				t.Errorf("referrers of an unknown digest = %d %s", resp.StatusCode, data)
 			}
 		})
 
