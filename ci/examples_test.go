@@ -110,7 +110,7 @@ func TestActionDefinition(t *testing.T) {
 	if !run {
 		t.Fatal("no step with id run")
 	}
-	for _, m := range regexp.MustCompile(`INPUT_[A-Z_]+`).FindAllString(string(script), -1) {
+	for _, m := range regexp.MustCompile(`INPUT_[A-Z0-9_]+`).FindAllString(string(script), -1) {
 		in := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(m, "INPUT_"), "_", "-"))
 		if _, ok := a.Inputs[in]; !ok {
 			t.Errorf("ci/action.sh reads $%s, but action.yml declares no input %q", m, in)

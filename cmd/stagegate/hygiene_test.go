@@ -56,9 +56,10 @@ func TestCLIHygiene(t *testing.T) {
 			t.Fatalf("gc of an unknown environment: exit %d", code)
 		}
 		code, out, errOut := runCLI(t, nil, append([]string{"gc", "--dry-run"}, host...)...)
-		// A refused publish's file, manifest and signature, and the two
-		// publishes' intents, stale once aged.
-		if code != 0 || strings.Count("\n"+out, "\nwould remove ") != 5 || !strings.Contains(out, "gc dev: would remove 5 objects") {
+		// A refused publish's file, manifest and its two signatures (over
+		// the manifest, and cosign's), and the two publishes' intents,
+		// stale once aged.
+		if code != 0 || strings.Count("\n"+out, "\nwould remove ") != 6 || !strings.Contains(out, "gc dev: would remove 6 objects") {
 			t.Fatalf("gc --dry-run: %d %q %q", code, out, errOut)
 		}
 		code, out, errOut = runCLI(t, nil, append([]string{"gc", "-o", "json"}, host...)...)
@@ -71,7 +72,7 @@ func TestCLIHygiene(t *testing.T) {
 			}
 			Result struct{ Removed, Failed int }
 		}
-		if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.DryRun || len(res.Removed) != 5 || res.Result.Removed != 5 {
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.DryRun || len(res.Removed) != 6 || res.Result.Removed != 6 {
 			t.Fatalf("gc -o json: %d %q %q", code, out, errOut)
 		}
 		for _, r := range res.Removed {

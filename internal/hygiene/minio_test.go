@@ -85,12 +85,13 @@ func TestGCMinIO(t *testing.T) {
 				t.Fatal(err)
 			}
 			locked := tc.retention != nil
-			// 3 leftovers of the refused publish, the abandoned blob, the
-			// two publishes' intents (stale 72h on), the open upload.
-			if len(removed) != 7 || res.Failed != 0 || (locked && (res.Locked != 6 || res.Removed != 1)) || (!locked && res.Removed != 7) {
+			// 4 leftovers of the refused publish (file, manifest, its two
+			// signatures), the abandoned blob, the two publishes' intents
+			// (stale 72h on), the open upload.
+			if len(removed) != 8 || res.Failed != 0 || (locked && (res.Locked != 7 || res.Removed != 1)) || (!locked && res.Removed != 8) {
 				t.Fatalf("result %+v, reports %v", res, removed)
 			}
-			want := before - 6
+			want := before - 7
 			if locked {
 				want = before
 			}
