@@ -45,6 +45,15 @@ import (
 // publish that finds the lease checks the tombstones of the digests its
 // intent names; see internal/hygiene's GC for the ordering argument.
 //
+// The OCI API's chunked blob uploads (package oci) keep each upload's
+// bytes under uploads/<upload id>/ until its last request names the
+// digest: uploads/<id>/<offset>.data holds the chunk that starts at byte
+// offset, uploads/<id>/<offset>.state the running sha256 state and the
+// chunk list once offset bytes were received (the state at 0 is written
+// when the upload opens). The final blob is then written from them,
+// verified, and the upload's keys are deleted; gc removes what an
+// abandoned upload left once it is older than its grace for uploads.
+//
 // Names may contain '/'; the segment "-", never a valid name segment, ends
 // a name, so "x@1.0.0" and a name "x/1.0.0" cannot collide and no key is
 // also a prefix of another. Key ids contain ':' (sha256:…), which keys
@@ -114,3 +123,10 @@ const TombstonesPrefix = "gc/sha256/"
 
 // TombstoneKey is the key of gc's tombstone on the digest dgst.
 func TombstoneKey(dgst v1.Hash) string { return "gc/" + dgst.Algorithm + "/" + dgst.Hex }
+
+// UploadsPrefix is the prefix of every chunked-upload key.
+const UploadsPrefix = "uploads/"
+
+// UploadKey is the key of part (a chunk or a state, see above) of the
+// chunked upload id.
+func UploadKey(id, part string) string { return UploadsPrefix + id + "/" + part }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -176,6 +177,52 @@ func (s *Store) StatBlob(ctx context.Context, dgst v1.Hash) (int64, error) {
 // must never change, hence no overwrite.
 func (s *Store) PutObject(ctx context.Context, key string, data []byte) error {
 	return s.d.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
+}
+
+// PutStaged streams r to key, a key under registry.UploadsPrefix, exactly
+// once and unverified: the bytes of an OCI chunked upload, whose digest is
+// known only when the upload ends (package oci). It returns how many bytes
+// were stored. Memory stays bounded as in Put.
+func (s *Store) PutStaged(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
+	if !strings.HasPrefix(key, registry.UploadsPrefix) {
+		return 0, fmt.Errorf("%w: %q is not an upload key", ErrInvalidKey, key)
+	}
+	cr := &countingReader{r: r}
+	err := s.d.Put(ctx, key, cr, size)
+	return cr.n, err
+}
+
+// OpenStaged reads a key written by PutStaged.
+func (s *Store) OpenStaged(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	if !strings.HasPrefix(key, registry.UploadsPrefix) {
+		return nil, 0, fmt.Errorf("%w: %q is not an upload key", ErrInvalidKey, key)
+	}
+	rc, info, err := s.d.Get(ctx, key)
+	return rc, info.Size, err
+}
+
+// DeleteStaged removes a key written by PutStaged (or an upload's state),
+// when the driver can delete; otherwise gc's sweep of stale uploads will.
+func (s *Store) DeleteStaged(ctx context.Context, key string) error {
+	if !strings.HasPrefix(key, registry.UploadsPrefix) {
+		return fmt.Errorf("%w: %q is not an upload key", ErrInvalidKey, key)
+	}
+	d, ok := s.d.(Deleter)
+	if !ok {
+		return nil
+	}
+	return d.Delete(ctx, key)
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // GetObject reads a small object whole. Objects larger than maxSize are

@@ -47,15 +47,14 @@ func (a *API) ociRoutes(r *gin.Engine) {
 	for _, m := range []string{http.MethodGet, http.MethodHead} {
 		r.Handle(m, "/v2/*path", a.ociRead)
 	}
-	// Pushes go into the first environment only (ociPush). Chunked
-	// uploads (PATCH) are not served yet, and releases leave an
-	// environment only by rollback (DELETE): these answer UNSUPPORTED once
-	// the caller is authenticated and bound, so an anonymous or foreign
+	// Pushes go into the first environment only (ociPush). Releases leave
+	// an environment only by rollback, so DELETE answers UNSUPPORTED once
+	// the caller is authenticated and bound: an anonymous or foreign
 	// caller learns nothing more than from a read.
 	for _, m := range []string{http.MethodPut, http.MethodPost} {
 		r.Handle(m, "/v2/*path", a.ociPush)
 	}
-	r.Handle(http.MethodPatch, "/v2/*path", a.ociUnsupported(auth.PermPublish))
+	r.Handle(http.MethodPatch, "/v2/*path", a.ociPush)
 	r.Handle(http.MethodDelete, "/v2/*path", a.ociUnsupported(auth.PermRead))
 }
 
@@ -115,6 +114,11 @@ func (a *API) ociRead(c *gin.Context) {
 		h = func(c *gin.Context, req *request) error { return a.ociBlob(c, req, p) }
 	case oci.Referrers:
 		h = func(c *gin.Context, req *request) error { return a.ociReferrers(c, req, p) }
+	case oci.Upload:
+		// An upload's status: a publisher's question, answered with the
+		// pushes' rules.
+		a.ociPushPath(c, p, nil)
+		return
 	default:
 		h = func(c *gin.Context, _ *request) error {
 			return oci.CodeUnsupported.Errorf("%s is not served on %s", c.Request.Method, p.Endpoint)

@@ -1,14 +1,15 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -24,20 +25,21 @@ import (
 // Pushing over the OCI API, into the first environment only: blob uploads
 // and a manifest PUT by a semver tag, which is a publish.
 //
-// Blob uploads are monolithic: POST opens an upload (or, with ?digest=,
-// is the whole upload; with ?mount=, a mount), and PUT ?digest= on its
-// Location carries the whole body, which streams once, verified, to the
-// blob's final content-addressed key (UploadBlob, as the REST API's blob
-// PUT). Nothing of an upload is stored before that PUT, so an upload
-// session holds no state: its id only names it in the Location. Chunked
-// uploads (PATCH) would need the bytes somewhere before their digest is
-// known, and are not served.
-
-// uploadID is the form of the upload ids POST hands out.
-var uploadID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+// A monolithic upload (POST ?digest=, or POST then one PUT ?digest= with
+// the whole body, as oras does) streams once, verified, to the blob's
+// final content-addressed key (UploadBlob, as the REST API's blob PUT).
+// A chunked upload (POST, PATCH…, PUT ?digest=, as crane and docker do)
+// keeps its chunks under the upload's keys until the PUT names the
+// digest (package oci, upload.go), then writes the blob from them.
 
 func (a *API) ociPush(c *gin.Context) {
 	p, err := a.ociBegin(c)
+	a.ociPushPath(c, p, err)
+}
+
+// ociPushPath serves a push request whose path ociBegin parsed (err: why
+// it did not parse), and the status of an upload (GET, HEAD).
+func (a *API) ociPushPath(c *gin.Context, p oci.Path, err error) {
 	if err != nil {
 		a.handle("", "", func(*gin.Context, *request) error { return err })(c)
 		return
@@ -50,6 +52,11 @@ func (a *API) ociPush(c *gin.Context) {
 		h = a.uploadSlot(func(c *gin.Context, req *request) error { return a.ociUploadStart(c, req, p) })
 	case p.Endpoint == oci.Upload && c.Request.Method == http.MethodPut:
 		h = a.uploadSlot(func(c *gin.Context, req *request) error { return a.ociUploadFinish(c, req, p) })
+	case p.Endpoint == oci.Upload && c.Request.Method == http.MethodPatch:
+		h = a.uploadSlot(func(c *gin.Context, req *request) error { return a.ociUploadChunk(c, req, p) })
+	case p.Endpoint == oci.Upload && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead):
+		action = ""
+		h = func(c *gin.Context, req *request) error { return a.ociUploadStatus(c, req, p) }
 	case p.Endpoint == oci.Manifest && c.Request.Method == http.MethodPut:
 		action = audit.ActionPublish
 		h = func(c *gin.Context, req *request) error { return a.ociPutManifest(c, req, p) }
@@ -100,26 +107,152 @@ func (a *API) ociUploadStart(c *gin.Context, req *request, p oci.Path) error {
 		}
 		// Not there: an ordinary upload, as the spec says.
 	}
-	req.action = "" // an upload that has not started writes nothing
-	var id [16]byte
-	_, _ = rand.Read(id[:])
-	c.Header("Location", "/v2/"+p.Repository()+"/blobs/uploads/"+hex.EncodeToString(id[:]))
-	c.Header("Docker-Upload-UUID", hex.EncodeToString(id[:]))
-	c.Header("Range", "0-0")
-	c.Status(http.StatusAccepted)
+	req.action = "" // an upload that has not received a blob is not an audited write
+	up, err := oci.StartUpload(c.Request.Context(), req.env)
+	if err != nil {
+		return err
+	}
+	ociUploadAnswer(c, p, up, http.StatusAccepted)
 	return nil
 }
 
-// ociUploadFinish answers PUT …/blobs/uploads/<id>?digest=: the whole blob.
-func (a *API) ociUploadFinish(c *gin.Context, req *request, p oci.Path) error {
-	if !uploadID.MatchString(p.Reference) {
-		return oci.CodeBlobUploadUnknown.Errorf("upload %q was not opened here", truncate(p.Reference, 80))
+// ociUploadAnswer writes where an upload stands: its Location (which
+// carries the offset reached, for the next request), Range and id.
+func ociUploadAnswer(c *gin.Context, p oci.Path, up oci.UploadPosition, status int) {
+	c.Header("Location", "/v2/"+p.Repository()+"/blobs/uploads/"+up.ID+"?offset="+strconv.FormatInt(up.Offset, 10))
+	c.Header("Docker-Upload-UUID", up.ID)
+	c.Header("Range", oci.RangeHeader(up.Offset))
+	c.Header("Content-Length", "0")
+	c.Status(status)
+}
+
+// uploadOffset reads the offset an upload's Location carries (0 when a
+// client dropped it: the upload's first request).
+func uploadOffset(c *gin.Context) (int64, error) {
+	o := c.Query("offset")
+	if o == "" {
+		return 0, nil
 	}
+	n, err := strconv.ParseInt(o, 10, 64)
+	if err != nil || n < 0 {
+		return 0, oci.CodeBlobUploadInvalid.Errorf("offset %q is not a byte count: use the Location of the upload's last answer", truncate(o, 40))
+	}
+	return n, nil
+}
+
+// ociUploadChunk answers PATCH …/blobs/uploads/<id>: one chunk, with a
+// Content-Range or streamed to its end.
+func (a *API) ociUploadChunk(c *gin.Context, req *request, p oci.Path) error {
+	req.action = "" // staged bytes are no blob yet; the PUT that stores one is audited
+	offset, err := uploadOffset(c)
+	if err != nil {
+		return err
+	}
+	start, size, err := oci.ParseContentRange(c.GetHeader("Content-Range"))
+	if err != nil {
+		return err
+	}
+	if cl := c.Request.ContentLength; cl >= 0 {
+		if size >= 0 && size != cl {
+			return oci.CodeBlobUploadInvalid.Errorf("Content-Range names %d bytes, Content-Length %d", size, cl)
+		}
+		size = cl
+	}
+	up, err := oci.AppendUpload(c.Request.Context(), req.env, p.Reference, offset, start, c.Request.Body, size, a.Registry.Limits().MaxFileSize)
+	if err != nil {
+		return err
+	}
+	ociUploadAnswer(c, p, up, http.StatusAccepted)
+	return nil
+}
+
+// ociUploadStatus answers GET …/blobs/uploads/<id>: where it stands.
+func (a *API) ociUploadStatus(c *gin.Context, req *request, p oci.Path) error {
+	offset, err := uploadOffset(c)
+	if err != nil {
+		return err
+	}
+	if err := oci.CheckUpload(c.Request.Context(), req.env, p.Reference, offset); err != nil {
+		return err
+	}
+	ociUploadAnswer(c, p, oci.UploadPosition{ID: p.Reference, Offset: offset}, http.StatusNoContent)
+	return nil
+}
+
+// ociUploadFinish answers PUT …/blobs/uploads/<id>?digest=, with the
+// upload's last chunk or its whole body. An upload with no chunk yet whose
+// PUT carries the body is monolithic: it streams once to the blob's key.
+func (a *API) ociUploadFinish(c *gin.Context, req *request, p oci.Path) error {
+	ctx := c.Request.Context()
 	d := c.Query("digest")
 	if d == "" {
 		return oci.CodeDigestInvalid.Errorf("PUT of an upload needs ?digest=")
 	}
-	return a.ociStoreBlob(c, req, p, d)
+	req.target = d
+	dgst, err := oci.ParseDigest(d)
+	if err != nil {
+		return err
+	}
+	if !oci.Stored(dgst) {
+		return oci.CodeDigestInvalid.Errorf("digest %s: stagegate stores sha256 digests only", dgst)
+	}
+	offset, err := uploadOffset(c)
+	if err != nil {
+		return err
+	}
+	if err := oci.CheckUpload(ctx, req.env, p.Reference, offset); err != nil {
+		return err
+	}
+	start, _, err := oci.ParseContentRange(c.GetHeader("Content-Range"))
+	if err != nil {
+		return err
+	}
+	body, hasBody, err := requestBody(c)
+	if err != nil {
+		return err
+	}
+	if offset == 0 && hasBody && start <= 0 {
+		if err := a.ociStoreBlobFrom(c, req, p, dgst, body, c.Request.ContentLength); err != nil {
+			return err
+		}
+		oci.DiscardUpload(context.WithoutCancel(ctx), req.env, p.Reference, 0)
+		return nil
+	}
+	if hasBody {
+		up, err := oci.AppendUpload(ctx, req.env, p.Reference, offset, start, body, c.Request.ContentLength, a.Registry.Limits().MaxFileSize)
+		if err != nil {
+			return err
+		}
+		offset = up.Offset
+	}
+	content, size, err := oci.FinishUpload(ctx, req.env, p.Reference, offset, dgst)
+	if err != nil {
+		return err
+	}
+	defer content.Close()
+	if err := a.ociStoreBlobFrom(c, req, p, dgst, content, size); err != nil {
+		return err
+	}
+	oci.DiscardUpload(context.WithoutCancel(ctx), req.env, p.Reference, offset)
+	return nil
+}
+
+// requestBody tells an empty PUT (the usual end of a chunked upload) from
+// one with bytes, also when the length is not announced.
+func requestBody(c *gin.Context) (io.Reader, bool, error) {
+	switch cl := c.Request.ContentLength; {
+	case cl == 0:
+		return nil, false, nil
+	case cl > 0:
+		return c.Request.Body, true, nil
+	}
+	br := bufio.NewReader(c.Request.Body)
+	if _, err := br.Peek(1); err == io.EOF {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, registry.CodeIncompleteBody.Errorf("reading the body: %v", err)
+	}
+	return br, true, nil
 }
 
 // ociStoreBlob streams the request body to the blob d, verified.
@@ -132,7 +265,13 @@ func (a *API) ociStoreBlob(c *gin.Context, req *request, p oci.Path, d string) e
 	if !oci.Stored(dgst) {
 		return oci.CodeDigestInvalid.Errorf("digest %s: stagegate stores sha256 digests only", dgst)
 	}
-	if _, err := a.Registry.UploadBlob(c.Request.Context(), req.env, dgst, c.Request.Body, c.Request.ContentLength); err != nil {
+	return a.ociStoreBlobFrom(c, req, p, dgst, c.Request.Body, c.Request.ContentLength)
+}
+
+// ociStoreBlobFrom streams r (size bytes, -1 unknown) to the blob dgst,
+// verified, and answers 201.
+func (a *API) ociStoreBlobFrom(c *gin.Context, req *request, p oci.Path, dgst v1.Hash, r io.Reader, size int64) error {
+	if _, err := a.Registry.UploadBlob(c.Request.Context(), req.env, dgst, r, size); err != nil {
 		return err
 	}
 	c.Header("Location", "/v2/"+p.Repository()+"/blobs/"+dgst.String())
@@ -143,7 +282,8 @@ func (a *API) ociStoreBlob(c *gin.Context, req *request, p oci.Path, d string) e
 
 // ociPutManifest publishes the version a manifest PUT by semver tag names.
 // The manifest's layers are the files (each titled with its path, as oras
-// does), its artifactType the kind ("application/vnd.stagegate.<kind>.v1";
+// does; an untitled layer, as in an image crane or docker pushes, is the
+// file layer-<nnnn> by its place), its artifactType the kind ("application/vnd.stagegate.<kind>.v1";
 // anything else is generic). stagegate stores the version in its own
 // manifest form (its config blob, layers sorted by path), so the stored
 // digest is not the pushed one: the answer's Location names the stored
@@ -211,7 +351,9 @@ func ociManifestFiles(data []byte) ([]registry.File, registry.Kind, error) {
 	for i, l := range m.Layers {
 		path := l.Annotations[registry.AnnotationTitle]
 		if path == "" {
-			return nil, "", oci.CodeManifestInvalid.Errorf("layer %d has no %s annotation: every layer is a file, named by its path", i, registry.AnnotationTitle)
+			// An image's layers (crane, docker) have no title: each is a
+			// file named by its place in the image.
+			path = fmt.Sprintf("layer-%04d", i)
 		}
 		files = append(files, registry.File{Path: path, Digest: l.Digest, Size: l.Size, MediaType: string(l.MediaType)})
 	}

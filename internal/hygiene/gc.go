@@ -55,8 +55,9 @@ func CheckGrace(g time.Duration) error {
 // Removed (the sweep): blobs, signatures, attestations and scrub marks that
 // nothing refers to AND that are older than the grace period; intents older
 // than registry.IntentTTL; tombstones a failed run left; incomplete uploads
-// (filesystem temp files, MinIO multipart uploads) started before the
-// grace, and at least MinUploadGrace, ago.
+// (filesystem temp files, MinIO multipart uploads, the chunks and states of
+// chunked OCI uploads under uploads/) started before the grace, and at
+// least MinUploadGrace, ago.
 //
 // # Concurrent publishes: the handshake
 //
@@ -193,6 +194,15 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 			}
 		case fam == famTombstone:
 			stale = append(stale, candidate{info: info, fam: fam, hex: hex})
+		case fam == famStaged:
+			// A chunked upload's part: nothing refers to it, and only its
+			// age tells an upload in progress from an abandoned one, as
+			// for the drivers' incomplete uploads below.
+			if !info.ModTime.After(start.Add(-max(g.Grace, MinUploadGrace))) {
+				stale = append(stale, candidate{info: info, fam: fam, hex: hex})
+			} else {
+				res.Young++
+			}
 		case !info.ModTime.Before(cutoff):
 			res.Young++
 		default:

@@ -80,6 +80,13 @@ func TestGC(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.root, "misc", "note.txt"), []byte("an operator's file"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	staged := registry.UploadKey(strings.Repeat("ab", 16), "00000000000000000000.state")
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(f.root, staged)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.root, staged), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	f.ageAll(48 * time.Hour)
 	old := time.Now().Add(-48 * time.Hour)
 	if err := os.Chtimes(filepath.Join(f.root, ".tmp", "put-crashed"), old, old); err != nil {
@@ -106,6 +113,7 @@ func TestGC(t *testing.T) {
 		{"upload younger than the grace", registry.BlobKey(young), false},
 		{"a key of no known family", "misc/note.txt", false},
 		{"temp file of a crashed put", "(temp) put-crashed", true},
+		{"part of an abandoned chunked upload", staged, true},
 	}
 	for _, k := range refused {
 		cases = append(cases, struct {

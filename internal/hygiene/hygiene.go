@@ -59,10 +59,11 @@ const (
 	famIntent             // intents/<hex>: a publish attempt's intent
 	famTombstone          // gc/sha256/<hex>: gc's own, left by a run that failed
 	famLease              // gc/lease
+	famStaged             // uploads/<upload id>/<part>: a chunked OCI upload's chunk or state
 )
 
 func (f family) String() string {
-	return [...]string{"unknown", "blob", "ref", "signature", "attestation", "scrub-mark", "intent", "tombstone", "lease"}[f]
+	return [...]string{"unknown", "blob", "ref", "signature", "attestation", "scrub-mark", "intent", "tombstone", "lease", "staged-upload"}[f]
 }
 
 // classify returns the family of key and the digest hex it belongs to: the
@@ -101,10 +102,21 @@ func classify(key string) (family, string) {
 	if key == registry.GCLeaseKey {
 		return famLease, ""
 	}
+	if rest, ok := strings.CutPrefix(key, registry.UploadsPrefix); ok {
+		if id, part, ok := strings.Cut(rest, "/"); ok && isUploadID(id) && part != "" && !strings.Contains(part, "/") {
+			return famStaged, ""
+		}
+	}
 	if _, _, ok := parseRefKey(key); ok {
 		return famRef, ""
 	}
 	return famUnknown, ""
+}
+
+// isUploadID reports whether s is an upload id as package oci makes them:
+// 32 lower-case hex digits.
+func isUploadID(s string) bool {
+	return len(s) == 32 && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 func isHex(s string) bool {

@@ -670,7 +670,7 @@ func TestOCIPush(t *testing.T) {
 			if resp.StatusCode != http.StatusAccepted || !strings.HasPrefix(loc, "/v2/dev/team/pushed/blobs/uploads/") {
 				t.Fatalf("POST upload = %d %q %s", resp.StatusCode, loc, data)
 			}
-			resp, data = ociSend(t, http.MethodPut, s.url+loc+"?digest="+digests["weights.bin"], pub, files["weights.bin"])
+			resp, data = ociSend(t, http.MethodPut, s.url+withQuery(loc, "digest", digests["weights.bin"]), pub, files["weights.bin"])
 			if resp.StatusCode != http.StatusCreated || resp.Header.Get("Docker-Content-Digest") != digests["weights.bin"] {
 				t.Fatalf("PUT upload = %d %s", resp.StatusCode, data)
 			}
@@ -694,10 +694,10 @@ func TestOCIPush(t *testing.T) {
 				status             int
 				code               string
 			}{
-				{"wrong digest", http.MethodPut, loc + "?digest=" + digests["weights.bin"], []byte("other"), http.StatusBadRequest, "DIGEST_INVALID"},
-				{"no digest", http.MethodPut, loc, nil, http.StatusBadRequest, "DIGEST_INVALID"},
+				{"wrong digest", http.MethodPut, withQuery(ociOpen(t, s, repo, pub), "digest", digests["weights.bin"]), []byte("other"), http.StatusBadRequest, "DIGEST_INVALID"},
+				{"no digest", http.MethodPut, ociOpen(t, s, repo, pub), nil, http.StatusBadRequest, "DIGEST_INVALID"},
 				{"unknown upload", http.MethodPut, "/v2/dev/team/pushed/blobs/uploads/nope?digest=" + digests["weights.bin"], nil, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN"},
-				{"chunk", http.MethodPatch, loc, []byte("x"), http.StatusMethodNotAllowed, "UNSUPPORTED"},
+				{"finished upload", http.MethodPut, withQuery(loc, "digest", digests["weights.bin"]), nil, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN"},
 			} {
 				resp, data := ociSend(t, c.method, s.url+c.path, pub, c.body)
 				if code := ociErrorCode(t, c.name, resp, data); resp.StatusCode != c.status || code != c.code {
@@ -862,12 +862,12 @@ func TestOCIConformancePush(t *testing.T) {
 		"OCI_API_TAGS_DELETE=false",
 		"OCI_DATA_SHA512=false",
 	)
-	out, _ := cmd.CombinedOutput() // it exits 1: chunked uploads fail
+	out, _ := cmd.CombinedOutput() // its exit status is not its verdict: checkConformance reads the report
 	if err := os.WriteFile(filepath.Join(results, "output.txt"), out, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	checkConformance(t, out, []string{"Blob push", "Blob post only", "Blob post put", "Blob mount", "Blob anonymous mount",
-		"Blob get", "Blob get range", "Blob head"}, []string{"Blob chunked", "Blob streaming", "Blobs sha256"})
+		"Blob get", "Blob get range", "Blob head", "Blob chunked", "Blob streaming", "Blobs sha256"}, nil)
 	if t.Failed() {
 		t.Logf("conformance suite output:\n%s", out)
 	}

@@ -1,0 +1,382 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stagegate/stagegate/registry"
+)
+
+// Chunked blob uploads: POST opens an upload, each PATCH appends a chunk,
+// and PUT ?digest= (with an optional last chunk) closes it. Until that PUT
+// names the digest, the bytes cannot go to their content-addressed key, so
+// each chunk is stored as it streams in, under the upload's keys in the
+// environment's bucket (registry.UploadKey), while a sha256 runs over it;
+// the running hash state is stored after each chunk, so the next one
+// continues the hash without reading anything again, on any replica. The
+// PUT compares the hash with the digest and only then writes the blob,
+// read back from the chunks and verified once more on its way to its
+// final key (create-once, as every blob). So a chunked upload costs one
+// more pass over its bytes than a monolithic one — the exception DESIGN
+// §2's stream-once rule has to make when the client names the digest
+// last — and nothing of it is visible before the PUT succeeds.
+//
+// The offset an upload has reached travels in the Location each answer
+// gives (?offset=), which the spec tells clients to follow; the state
+// stored for that offset is what makes it valid, so a forged or stale
+// offset finds no state and is refused. Two PATCHes at one offset race on
+// the create-once chunk key, and the loser is told the range is taken.
+
+// Upload ids are 32 hex digits, random: an id names an upload in one
+// environment's bucket only, so an id from another environment is
+// unknown there.
+var uploadIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// MaxUploadChunks bounds the chunks of one upload (its state lists them).
+const MaxUploadChunks = 10000
+
+// maxUploadState bounds a stored upload state read back.
+const maxUploadState = 1 << 20
+
+// stagingStore is what chunked uploads need of a bucket beyond
+// registry.Blobs: unverified streaming writes under registry.UploadsPrefix
+// (internal/blob's Store implements it).
+type stagingStore interface {
+	PutStaged(ctx context.Context, key string, r io.Reader, size int64) (int64, error)
+	OpenStaged(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	DeleteStaged(ctx context.Context, key string) error
+}
+
+// uploadState is stored after every chunk: the sha256 state over the
+// bytes so far and where each chunk starts.
+type uploadState struct {
+	Hash   []byte  `json:"sha256State"`
+	Chunks []int64 `json:"chunks"`
+}
+
+// UploadPosition is one chunked upload's place: its id and the offset reached.
+type UploadPosition struct {
+	ID     string
+	Offset int64
+}
+
+func staging(e registry.Env) (stagingStore, error) {
+	st, ok := e.Blobs().(stagingStore)
+	if !ok {
+		return nil, CodeUnsupported.Errorf("this storage driver keeps no chunked uploads: upload the blob in one PUT")
+	}
+	return st, nil
+}
+
+func stateKey(id string, offset int64) string {
+	return registry.UploadKey(id, fmt.Sprintf("%020d.state", offset))
+}
+
+func chunkKey(id string, offset int64) string {
+	return registry.UploadKey(id, fmt.Sprintf("%020d.data", offset))
+}
+
+// StartUpload opens a chunked upload in e: its state at offset 0.
+func StartUpload(ctx context.Context, e registry.Env) (UploadPosition, error) {
+	if _, err := staging(e); err != nil {
+		return UploadPosition{}, err
+	}
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	if err := writeState(ctx, e, id, 0, sha256.New(), nil); err != nil {
+		return UploadPosition{}, err
+	}
+	return UploadPosition{ID: id}, nil
+}
+
+// CheckUpload confirms that the upload id has reached offset in e.
+func CheckUpload(ctx context.Context, e registry.Env, id string, offset int64) error {
+	_, err := readState(ctx, e, id, offset)
+	return err
+}
+
+// AppendUpload stores r as the chunk of the upload id at offset. start is
+// the first byte the client says the chunk holds (Content-Range), or -1;
+// size is its length, or -1 when unknown (streamed); the whole upload may
+// not pass maxTotal bytes. It returns the new offset.
+func AppendUpload(ctx context.Context, e registry.Env, id string, offset, start int64, r io.Reader, size, maxTotal int64) (UploadPosition, error) {
+	st, err := staging(e)
+	if err != nil {
+		return UploadPosition{}, err
+	}
+	state, err := readState(ctx, e, id, offset)
+	if err != nil {
+		return UploadPosition{}, err
+	}
+	if start >= 0 && start != offset {
+		return UploadPosition{}, rangeError("the chunk starts at byte %d, but the upload has %d bytes: chunks go in order, each where the last ended", start, offset)
+	}
+	if len(state.Chunks) >= MaxUploadChunks {
+		return UploadPosition{}, CodeBlobUploadInvalid.Errorf("upload has %d chunks, the most one upload may have: send larger chunks", MaxUploadChunks)
+	}
+	h, err := restoreHash(state.Hash)
+	if err != nil {
+		return UploadPosition{}, registry.CodeInternal.Errorf("upload %s: stored hash state unreadable", id).WithCause(err)
+	}
+	if size >= 0 && offset+size > maxTotal {
+		return UploadPosition{}, registry.CodeTooLarge.Errorf("the upload would reach %d bytes, over the limit of %d bytes per blob", offset+size, maxTotal)
+	}
+	key := chunkKey(id, offset)
+	body := &bodyReader{r: r, left: maxTotal - offset}
+	n, err := st.PutStaged(ctx, key, io.TeeReader(body, h), size)
+	switch {
+	case body.over:
+		return UploadPosition{}, registry.CodeTooLarge.Errorf("the upload is over the limit of %d bytes per blob", maxTotal)
+	case errors.Is(err, registry.ErrObjectExists):
+		return UploadPosition{}, rangeError("a chunk at byte %d was stored already (a retried or concurrent PATCH): continue from the Location of its answer", offset)
+	case body.err != nil && err != nil:
+		// The client's body broke off: its fault, not storage's.
+		return UploadPosition{}, registry.CodeIncompleteBody.Errorf("the chunk ended after %d bytes, before the body was complete: %v", body.read, body.err).WithCause(err)
+	case err != nil:
+		return UploadPosition{}, registry.StorageError("storing a chunk", err)
+	}
+	if n == 0 {
+		// An empty PATCH adds nothing; its empty chunk is not kept.
+		_ = st.DeleteStaged(ctx, key)
+		return UploadPosition{ID: id, Offset: offset}, nil
+	}
+	if err := writeState(ctx, e, id, offset+n, h, append(state.Chunks, offset)); err != nil {
+		return UploadPosition{}, err
+	}
+	return UploadPosition{ID: id, Offset: offset + n}, nil
+}
+
+// bodyReader reads a chunk from the client, remembering a failed read
+// (the client's fault) and stopping one byte past the bytes left to the
+// upload's limit.
+type bodyReader struct {
+	r    io.Reader
+	left int64
+	read int64
+	err  error
+	over bool
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		b.over = true
+		return 0, errors.New("upload over its size limit")
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	b.left -= int64(n)
+	if b.left < 0 {
+		b.over = true
+		return n, errors.New("upload over its size limit")
+	}
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// FinishUpload checks that the upload id, at offset, hashes to dgst and
+// returns a reader of its bytes in order, to be stored as the blob dgst
+// (verified once more on the way), and the number of bytes. A digest that
+// does not match is DIGEST_INVALID and nothing is stored.
+func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, dgst v1.Hash) (io.ReadCloser, int64, error) {
+	st, err := staging(e)
+	if err != nil {
+		return nil, 0, err
+	}
+	state, err := readState(ctx, e, id, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	h, err := restoreHash(state.Hash)
+	if err != nil {
+		return nil, 0, registry.CodeInternal.Errorf("upload %s: stored hash state unreadable", id).WithCause(err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != dgst.Hex {
+		return nil, 0, CodeDigestInvalid.Errorf("the upload's %d bytes hash to sha256:%s, not %s", offset, got, dgst)
+	}
+	return &chunkReader{ctx: ctx, st: st, id: id, chunks: state.Chunks}, offset, nil
+}
+
+// DiscardUpload removes what the upload id stored, best effort: gc
+// removes whatever is left once the upload is old.
+func DiscardUpload(ctx context.Context, e registry.Env, id string, offset int64) {
+	st, err := staging(e)
+	if err != nil {
+		return
+	}
+	state, err := readState(ctx, e, id, offset)
+	if err != nil {
+		return
+	}
+	for _, c := range state.Chunks {
+		_ = st.DeleteStaged(ctx, chunkKey(id, c))
+	}
+	// The states: one at 0 and one after each chunk.
+	_ = st.DeleteStaged(ctx, stateKey(id, 0))
+	for i := range state.Chunks {
+		end := offset
+		if i+1 < len(state.Chunks) {
+			end = state.Chunks[i+1]
+		}
+		_ = st.DeleteStaged(ctx, stateKey(id, end))
+	}
+}
+
+// chunkReader reads an upload's chunks one after the other.
+type chunkReader struct {
+	ctx    context.Context
+	st     stagingStore
+	id     string
+	chunks []int64
+	cur    io.ReadCloser
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	for {
+		if c.cur == nil {
+			if len(c.chunks) == 0 {
+				return 0, io.EOF
+			}
+			rc, _, err := c.st.OpenStaged(c.ctx, chunkKey(c.id, c.chunks[0]))
+			if err != nil {
+				return 0, fmt.Errorf("opening chunk at %d of upload %s: %w", c.chunks[0], c.id, err)
+			}
+			c.cur, c.chunks = rc, c.chunks[1:]
+		}
+		n, err := c.cur.Read(p)
+		if err == io.EOF {
+			c.cur.Close()
+			c.cur = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (c *chunkReader) Close() error {
+	if c.cur != nil {
+		return c.cur.Close()
+	}
+	return nil
+}
+
+func readState(ctx context.Context, e registry.Env, id string, offset int64) (uploadState, error) {
+	if !uploadIDPattern.MatchString(id) {
+		return uploadState{}, CodeBlobUploadUnknown.Errorf("upload %q was not opened here", truncate(id))
+	}
+	if offset < 0 {
+		return uploadState{}, CodeBlobUploadInvalid.Errorf("offset %d is negative", offset)
+	}
+	data, err := e.Blobs().GetObject(ctx, stateKey(id, offset), maxUploadState)
+	if errors.Is(err, registry.ErrObjectNotFound) {
+		if offset > 0 {
+			if _, err0 := e.Blobs().GetObject(ctx, stateKey(id, 0), maxUploadState); err0 == nil {
+				return uploadState{}, rangeError("upload %s never reached byte %d: continue from the Location of the last answer", id, offset)
+			}
+		}
+		return uploadState{}, CodeBlobUploadUnknown.Errorf("upload %s is not open in %s (finished, cancelled, expired, or opened in another environment)", id, e.Name())
+	}
+	if err != nil {
+		return uploadState{}, registry.StorageError("reading upload state", err)
+	}
+	var st uploadState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return uploadState{}, registry.CodeInternal.Errorf("upload %s: stored state unreadable", id).WithCause(err)
+	}
+	return st, nil
+}
+
+func writeState(ctx context.Context, e registry.Env, id string, offset int64, h hash.Hash, chunks []int64) error {
+	raw, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return registry.CodeInternal.Errorf("saving the upload's hash state").WithCause(err)
+	}
+	data, err := json.Marshal(uploadState{Hash: raw, Chunks: chunks})
+	if err != nil {
+		return registry.CodeInternal.Errorf("saving the upload's state").WithCause(err)
+	}
+	switch err := e.Blobs().PutObject(ctx, stateKey(id, offset), data); {
+	case errors.Is(err, registry.ErrObjectExists):
+		// Only the writer of the chunk that ends here writes this state;
+		// the same state again (an empty chunk) is the same bytes.
+		if stored, gerr := e.Blobs().GetObject(ctx, stateKey(id, offset), maxUploadState); gerr == nil && bytes.Equal(stored, data) {
+			return nil
+		}
+		return rangeError("upload %s reached byte %d by another request", id, offset)
+	case err != nil:
+		return registry.StorageError("storing upload state", err)
+	}
+	return nil
+}
+
+func restoreHash(state []byte) (hash.Hash, error) {
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// rangeError is the spec's answer to a chunk out of order: 416.
+func rangeError(format string, args ...any) error {
+	return &Error{Code: CodeBlobUploadInvalid, Status: http.StatusRequestedRangeNotSatisfiable, Message: fmt.Sprintf(format, args...)}
+}
+
+// RangeHeader is the Range an upload answer carries for offset bytes
+// received: "0-<last byte>", and "0-0" before the first byte, as
+// distribution does.
+func RangeHeader(offset int64) string {
+	if offset <= 0 {
+		return "0-0"
+	}
+	return "0-" + strconv.FormatInt(offset-1, 10)
+}
+
+// ParseContentRange reads a PATCH's Content-Range: "<start>-<end>"
+// (inclusive, as the spec writes it) or "bytes <start>-<end>/<total|*>"
+// (RFC 9110). An empty header is start -1 (unknown). size is end-start+1.
+func ParseContentRange(h string) (start, size int64, err error) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return -1, -1, nil
+	}
+	spec := h
+	if rest, ok := strings.CutPrefix(h, "bytes "); ok {
+		spec, _, _ = strings.Cut(rest, "/")
+	} else if rest, ok := strings.CutPrefix(h, "bytes="); ok {
+		spec = rest
+	}
+	a, b, ok := strings.Cut(spec, "-")
+	if !ok {
+		return 0, 0, rangeError("Content-Range %q: want <start>-<end>", truncate(h))
+	}
+	s, err1 := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+	e, err2 := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
+	if err1 != nil || err2 != nil || s < 0 || e < s || e-s+1 <= 0 {
+		return 0, 0, rangeError("Content-Range %q: want <start>-<end> with start ≤ end", truncate(h))
+	}
+	return s, e - s + 1, nil
+}
