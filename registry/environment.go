@@ -57,6 +57,12 @@ type Metadata interface {
 	PageReleases(ctx context.Context, name string, p ReleasePage) ([]Release, error)
 	ReleasesAt(ctx context.Context, at time.Time, name string) ([]Release, error)
 
+	// The publish side of the handshake with gc (AnnounceBlobs).
+	WriteIntent(ctx context.Context, id string, digests []v1.Hash, at time.Time) error
+	DeleteIntent(ctx context.Context, id string) error
+	GCLease(ctx context.Context) (held bool, since time.Time, err error)
+	Tombstoned(ctx context.Context, hexes []string) ([]string, error)
+
 	AppendAudit(ctx context.Context, ev audit.Event) (int64, error)
 	QueryAudit(ctx context.Context, f audit.Filter) ([]audit.Event, error)
 	ExportAudit(ctx context.Context, f audit.Filter, fn func(audit.Event) error) error

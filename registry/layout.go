@@ -25,25 +25,21 @@ import (
 //	├── attestations/sha256/<manifest hex>/<key id>.json
 //	│                                                 DSSE envelope of the gate results that admitted
 //	│                                                 the manifest (create-once)
-//	├── attestations/sha256/<manifest hex>/<key id>/rollback-<gate run id>.json
-//	│                                                 DSSE envelope of the gate results of a rollback
-//	│                                                 to the manifest, one per rollback (create-once)
-//	└── intents/<hex>                                 a publish's intent: the digests it is about to
-//	                                                  commit, one per line, written before it checks
-//	                                                  them; <hex> is a random attempt id (gc keeps
-//	                                                  what an intent younger than IntentTTL names, and
-//	                                                  removes older ones)
+//	└── attestations/sha256/<manifest hex>/<key id>/rollback-<gate run id>.json
+//	                                                  DSSE envelope of the gate results of a rollback
+//	                                                  to the manifest, one per rollback (create-once)
 //
 // Maintenance on the server host (`stagegate scrub` and `stagegate gc`,
 // never a request) adds families beside the tree: scrub/sha256/<hex> marks
 // blobs/sha256/<hex> as failing verification; the next verified upload of
 // those bytes replaces the blob and removes the mark (CorruptMarkKey).
-// gc/lease exists while a gc sweeps (GCLeaseKey), and gc/sha256/<hex> is
-// gc's tombstone on the digest <hex> (TombstoneKey): written before gc
-// re-checks the references of blobs/sha256/<hex> (and of what is filed
-// under that digest) and removed after it deleted them or kept them. A
-// publish that finds the lease checks the tombstones of the digests its
-// intent names; see internal/hygiene's GC for the ordering argument.
+// Earlier versions also kept the publish/gc handshake here, now rows of
+// the metadata store (internal/hygiene's GC has the ordering argument):
+// intents/<hex>, a publish's intent (the digests it was about to commit,
+// one per line); gc/lease while a gc swept (GCLeaseKey); gc/sha256/<hex>,
+// gc's tombstone on a digest (TombstoneKey). gc still honours young
+// intent objects, refuses to run beside a lease object, and removes stale
+// ones.
 //
 // The OCI API's chunked blob uploads (package oci) keep each upload's
 // bytes under uploads/<upload id>/ until its last request names the
@@ -102,8 +98,8 @@ func CorruptMarkKey(dgst v1.Hash) string { return "scrub/" + dgst.Algorithm + "/
 
 func keySegment(keyID string) string { return strings.ReplaceAll(keyID, ":", "-") }
 
-// IntentKey is the key of a publish attempt's intent; id is 64 random hex
-// digits.
+// IntentKey is the key of a publish attempt's intent object, as earlier
+// versions wrote them; id is 64 random hex digits.
 func IntentKey(id string) string { return "intents/" + id }
 
 // IntentsPrefix is the prefix of every intent key.

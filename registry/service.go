@@ -173,10 +173,14 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 	// The intent and the gc check come before anything is looked up in
 	// the bucket, so that every blob found below is one gc either saw
 	// named or had finished with (internal/hygiene GC).
-	intentAt, err := s.announce(ctx, e, files, built)
+	intentID, intentAt, err := s.announce(ctx, e, files, built)
 	if err != nil {
 		return PublishResult{}, err
 	}
+	// Once the version is committed (or the publish gave up) the intent
+	// protects nothing: the index names the blobs, or nothing does.
+	defer e.Metadata().DeleteIntent(context.WithoutCancel(ctx), intentID) // best effort: gc removes stale ones
+
 	if err := s.statFiles(ctx, e, files); err != nil {
 		return PublishResult{}, err
 	}
@@ -323,64 +327,68 @@ const tombstoneWait = 5 * time.Second
 
 // announce writes the intent of a publish: every digest the version will
 // name (AnnounceBlobs).
-func (s *Service) announce(ctx context.Context, e Env, files []File, built Built) (time.Time, error) {
+func (s *Service) announce(ctx context.Context, e Env, files []File, built Built) (string, time.Time, error) {
 	digests := make([]v1.Hash, 0, len(files)+2)
 	digests = append(digests, built.ManifestDigest, built.ConfigDigest)
 	for _, f := range files {
 		digests = append(digests, f.Digest)
 	}
-	return AnnounceBlobs(ctx, e.Blobs(), digests)
+	return AnnounceBlobs(ctx, e.Metadata(), digests)
+}
+
+// IntentStore is the metadata a writer's half of the gc handshake uses.
+type IntentStore interface {
+	WriteIntent(ctx context.Context, id string, digests []v1.Hash, at time.Time) error
+	GCLease(ctx context.Context) (held bool, since time.Time, err error)
+	Tombstoned(ctx context.Context, hexes []string) ([]string, error)
 }
 
 // AnnounceBlobs is a writer's half of the handshake with `stagegate gc`
 // (internal/hygiene GC), called before it looks up or writes any of the
-// blobs digests it will commit an index row naming: it writes the intent
-// and only then looks for a gc sweeping. Without one (the usual case: one
-// read) the writer goes on. With one, for each digest it waits, a few
-// seconds at most, until gc's tombstone on it is gone: gc then either saw
-// the intent and kept the blob, or removed it, and the writer's own stat
-// or create-once write that follows says so. It returns when the intent
-// was written, for IntentExpired.
-func AnnounceBlobs(ctx context.Context, b Blobs, digests []v1.Hash) (time.Time, error) {
-	var intent bytes.Buffer
-	for _, d := range digests {
-		intent.WriteString(d.String())
-		intent.WriteByte('\n')
-	}
-	id := make([]byte, 32)
-	rand.Read(id)
+// blobs digests it will commit an index row naming: it commits the intent
+// (a metadata row) and only then looks for a gc sweeping. Without one (the
+// usual case: one read) the writer goes on. With one, it waits, a few
+// seconds at most, until gc's tombstones on its digests are gone: gc then
+// either saw the intent and kept the blobs, or removed them, and the
+// writer's own stat or create-once write that follows says so. It returns
+// the intent's id, for the writer to delete it once it committed or gave
+// up, and when it was written, for IntentExpired.
+func AnnounceBlobs(ctx context.Context, m IntentStore, digests []v1.Hash) (string, time.Time, error) {
+	raw := make([]byte, 16)
+	rand.Read(raw)
+	id := hex.EncodeToString(raw)
 	at := time.Now()
-	if err := b.PutObject(ctx, IntentKey(hex.EncodeToString(id)), intent.Bytes()); err != nil {
-		return at, StorageError("writing the intent", err)
+	if err := m.WriteIntent(ctx, id, digests, at); err != nil {
+		return id, at, err
 	}
-	switch _, err := b.GetObject(ctx, GCLeaseKey, 4096); {
-	case errors.Is(err, ErrObjectNotFound):
-		return at, nil
-	case err != nil:
-		return at, StorageError("reading the gc lease", err)
+	held, _, err := m.GCLease(ctx)
+	if err != nil || !held {
+		return id, at, err
+	}
+	hexes := make([]string, len(digests))
+	for i, d := range digests {
+		hexes[i] = d.Hex
 	}
 	deadline := time.Now().Add(tombstoneWait)
-	for _, d := range digests {
-		for {
-			_, err := b.GetObject(ctx, TombstoneKey(d), 4096)
-			if errors.Is(err, ErrObjectNotFound) {
-				break
-			}
-			if err != nil {
-				return at, StorageError("reading a gc tombstone", err)
-			}
-			if time.Now().After(deadline) {
-				return at, CodeBlobCollected.Errorf("stagegate gc is removing or re-checking blob %s; retry shortly", d).
-					WithDetails(map[string]string{"digest": d.String()})
-			}
-			select {
-			case <-ctx.Done():
-				return at, StorageError("waiting for gc", ctx.Err())
-			case <-time.After(50 * time.Millisecond):
-			}
+	for {
+		left, err := m.Tombstoned(ctx, hexes)
+		if err != nil {
+			return id, at, err
 		}
+		if len(left) == 0 {
+			return id, at, nil
+		}
+		if time.Now().After(deadline) {
+			return id, at, CodeBlobCollected.Errorf("stagegate gc is removing or re-checking blob sha256:%s; retry shortly", left[0]).
+				WithDetails(map[string]string{"digest": "sha256:" + left[0]})
+		}
+		select {
+		case <-ctx.Done():
+			return id, at, StorageError("waiting for gc", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		hexes = left
 	}
-	return at, nil
 }
 
 // IntentExpired reports whether an intent written at at (AnnounceBlobs)

@@ -70,12 +70,13 @@ func (c *cli) withBucket(ctx context.Context, f *hygieneFlags, fn func(context.C
 
 func (c *cli) gcCommand() *cobra.Command {
 	var (
-		f      hygieneFlags
-		dryRun bool
-		grace  time.Duration
+		f          hygieneFlags
+		dryRun     bool
+		breakLease bool
+		grace      time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "gc --env ENV [--dry-run] [--grace 24h]",
+		Use:   "gc --env ENV [--dry-run] [--grace 24h] [--break-lease]",
 		Short: "Remove blobs nothing refers to, and abandoned uploads, from an environment's bucket (server host)",
 		Long: "gc removes from ENV's bucket the blobs, signatures and attestations that no version, evidence or ref refers to " +
 			"and that are older than --grace, the filesystem driver's temp files and MinIO's incomplete multipart uploads " +
@@ -90,12 +91,23 @@ func (c *cli) gcCommand() *cobra.Command {
 				return usageError{err}
 			}
 			return c.withBucket(cmd.Context(), &f, func(ctx context.Context, b hygiene.Bucket, meta *metadata.Env) error {
+				if breakLease {
+					// A gc that crashed left its lease (and tombstones,
+					// which keep publishes of those blobs waiting).
+					if err := meta.DeleteTombstones(ctx); err != nil {
+						return err
+					}
+					if err := meta.ReleaseGCLease(ctx); err != nil {
+						return err
+					}
+				}
 				return c.runGC(ctx, f.env, &hygiene.GC{Bucket: b, Index: meta, Grace: grace, DryRun: dryRun, Retained: f.retained})
 			})
 		},
 	}
 	c.addHygieneFlags(cmd, &f)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
+	cmd.Flags().BoolVar(&breakLease, "break-lease", false, "first drop the lease and tombstones a crashed gc left (only when no other gc runs on ENV)")
 	cmd.Flags().DurationVar(&grace, "grace", hygiene.DefaultGrace, "leave objects younger than this (at least 1h, or 0 when no promotion or evidence upload can run)")
 	return cmd
 }

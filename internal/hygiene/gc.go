@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/stagegate/stagegate/internal/blob"
 	"github.com/stagegate/stagegate/registry"
 )
@@ -65,38 +63,49 @@ func CheckGrace(g time.Duration) error {
 // the blob, so it did not upload it again; a create-once write of a config
 // or manifest found it stored). Age and the index alone cannot protect
 // those: gc could re-check the index, the publish commit, and gc remove.
-// So both sides write first and read second, on strongly consistent
-// storage (MinIO, the filesystem; create-once writes):
+// So both sides write first and read second, in the metadata store
+// (PostgreSQL or SQLite: every statement its own transaction, each write
+// committed before the read that follows it starts, and visible to every
+// read that starts after that):
 //
 //	publish (registry.Service.Publish)      gc (Run)
-//	P1 write intents/<id>: every digest     G1 create gc/lease (create-once:
-//	   the version will name (files,           one gc at a time)
-//	   config, manifest)                    G2 write gc/sha256/<hex> for every
-//	P2 read gc/lease; if present, wait         candidate digest
-//	   until gc/sha256/<hex> is gone for    G3 mark again: index, refs, and
-//	   each digest (or fail: retry)            the intents younger than IntentTTL
+//	P1 commit an intent row: every digest   G1 take the lease row (one gc at
+//	   the version will name (files,           a time per environment)
+//	   config, manifest)                    G2 commit a tombstone row for
+//	P2 read the lease; if held, wait until     every candidate digest
+//	   no tombstone names one of the        G3 mark again: the intents younger
+//	   digests (or fail: retry)                than IntentTTL, then index, refs
 //	P3 stat the file blobs; write config,   G4 delete the unmarked candidates
-//	   manifest, signature (create-once)    G5 delete the tombstones
-//	P4 commit, if within IntentTTL/2 of P1  G6 delete gc/lease
+//	   manifest, signatures (create-once)   G5 delete the tombstones
+//	P4 commit, if within IntentTTL/2 of P1  G6 release the lease
+//	P5 delete the intent row
 //
 // Claim: if gc deletes a digest D at G4 that a publish names, the publish
 // either fails or re-creates D (config, manifest) or finds it missing at P3
 // (files: blob_not_found) — it never commits a version naming a removed
-// blob. Proof: G3 did not see the publish's intent (else D is marked), so
-// G3 began before P1 ended; hence G1 and G2(D) ended before P1 ended, so
-// before P2 began. At P2 either the lease is gone — then G4 ended before
-// P2, and P3 comes after: the stat fails or the write re-creates D — or the
-// lease is there, and the publish reads D's tombstone after G2(D): present,
-// it waits until G5 (after G4) removed it, then P3 follows; absent, G5 and
-// so G4 ended already. The one timing assumption: an intent is honoured
-// for IntentTTL, and the publish refuses to commit more than half of that
-// after writing it (the rest is margin for the commit itself and for clock
-// skew between the store and gc's host). Publishes need no grace period
-// at all: TestGCConcurrentPublishes races publishes reusing orphans
-// against gc at grace 0.
+// blob. Proof: G3's read of the intents did not see the publish's intent
+// (else D is marked). If it began after P5, P4 had committed before, and
+// G3's read of the index, which follows, sees the version (D is marked).
+// So it began before P1 committed; hence G1 and G2(D) committed before P1
+// did, so before P2 began. At P2 either the lease is gone — then G6, and so
+// G4, ended before P2, and P3 comes after: the stat fails or the write
+// re-creates D — or the lease is there, and the publish reads D's
+// tombstone after G2(D) committed: present, it waits until G5 (after G4)
+// removed it, then P3 follows; absent, G5 and so G4 ended already. The
+// argument holds across service replicas and a gc on another host, since
+// it rests only on the database's commit order. The one timing
+// assumption: an intent is honoured for IntentTTL, and the publish
+// refuses to commit more than half of that after writing it (the rest is
+// margin for the commit itself and for clock skew between the publishing
+// host and gc's, whose clocks date and judge intents). Publishes need no
+// grace period at all: TestGCConcurrentPublishes races publishes reusing
+// orphans against gc at grace 0. Being rows, the lease and tombstones
+// work on a bucket under retention too.
 //
-// On a bucket under retention (Retained) gc runs without the handshake:
-// its lease and tombstones could not be removed.
+// Earlier versions kept intents, the lease and tombstones as bucket
+// objects (intents/, gc/): gc still honours young intent objects, refuses
+// to run while a gc/lease object exists, and removes stale ones; all
+// replicas must run this version before a gc does.
 //
 // Not covered by the handshake (they write no intent yet; a call of
 // registry.AnnounceBlobs before their first write and of
@@ -110,9 +119,7 @@ type GC struct {
 	Grace  time.Duration
 	DryRun bool
 	// Retained says the bucket keeps every object under retention (MinIO
-	// object lock): the lease and tombstones could not be removed until
-	// it ends, so gc does without the handshake, and only the grace and
-	// the re-check protect publishes, as before the handshake.
+	// object lock): removals fail until it ends (counted as Locked).
 	Retained bool
 	Now      func() time.Time
 	// Report is called for each object removed (or, with DryRun, that
@@ -229,7 +236,7 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 		}
 	}
 
-	if !g.DryRun && !g.Retained {
+	if !g.DryRun {
 		release, err := g.tombstone(ctx, start, doomed)
 		// The lease and tombstones go last, whatever happened: until
 		// then every publish that finds the lease checks tombstones.
@@ -238,11 +245,21 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 			return res, err
 		}
 	}
-	// The re-check. Manifests expanded in the first pass are not read again.
-	if err := mk.mark(ctx, m); err != nil {
-		return res, fmt.Errorf("gc: nothing removed: %w", err)
+	// The re-check (G3): the intents first, then the index and refs, so
+	// that an intent its publish deleted before this read belongs to a
+	// version committed before it, which the index read then sees.
+	live, err := g.Index.LiveIntents(ctx, start.Add(-registry.IntentTTL))
+	if err != nil {
+		return res, fmt.Errorf("gc: nothing removed: reading intents: %w", err)
+	}
+	for _, d := range live {
+		m.add(d, "publish intent")
 	}
 	if err := g.markIntents(ctx, mk.store, start, m); err != nil {
+		return res, fmt.Errorf("gc: nothing removed: %w", err)
+	}
+	// Manifests expanded in the first pass are not read again.
+	if err := mk.mark(ctx, m); err != nil {
 		return res, fmt.Errorf("gc: nothing removed: %w", err)
 	}
 	res.Referenced = len(m.blobs)
@@ -263,10 +280,14 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 		g.remove(ctx, &res, start, c)
 	}
 	for _, c := range stale {
-		if c.fam == famTombstone && !g.DryRun && !g.Retained {
-			continue // release removes them
-		}
 		g.remove(ctx, &res, start, c)
+	}
+	if !g.DryRun {
+		// Intents no longer honoured: their publishes gave up (a publish
+		// deletes its own once it committed).
+		if _, err := g.Index.DeleteIntentsBefore(ctx, start.Add(-registry.IntentTTL)); err != nil {
+			return res, fmt.Errorf("gc: removing stale intents: %w", err)
+		}
 	}
 	uploadCutoff := start.Add(-max(g.Grace, MinUploadGrace))
 	if err := g.sweepUploads(ctx, uploadCutoff, start, &res); err != nil {
@@ -284,53 +305,49 @@ func (g *GC) remove(ctx context.Context, res *GCResult, start time.Time, c candi
 }
 
 // tombstone takes the lease (G1) and writes a tombstone on every digest of
-// doomed (G2). release deletes the tombstones it wrote and those a failed
-// run left (G5), then the lease (G6); it uses a context of its own, so that
-// a cancelled run still cleans up.
+// doomed (G2). release deletes the tombstones (G5), then the lease (G6);
+// it uses a context of its own, so that a cancelled run still cleans up.
 func (g *GC) tombstone(ctx context.Context, start time.Time, doomed []candidate) (release func(), err error) {
-	store := blob.NewStore(g.Bucket)
-	lease := fmt.Appendf(nil, "gc since %s\n", start.UTC().Format(time.RFC3339))
-	if err := store.PutObject(ctx, registry.GCLeaseKey, lease); err != nil {
-		if errors.Is(err, registry.ErrObjectExists) {
-			held := ""
-			if info, serr := g.Bucket.Stat(ctx, registry.GCLeaseKey); serr == nil {
-				held = fmt.Sprintf(" (since %s)", info.ModTime.UTC().Format(time.RFC3339))
-			}
-			return func() {}, fmt.Errorf("%w: %s exists%s; if no gc runs (one crashed), delete that object and run again", ErrLeaseHeld, registry.GCLeaseKey, held)
-		}
+	if info, err := g.Bucket.Stat(ctx, registry.GCLeaseKey); err == nil {
+		return func() {}, fmt.Errorf("%w: %s exists (since %s): a gc of an earlier version runs, or crashed; if none runs, delete that object and run again",
+			ErrLeaseHeld, registry.GCLeaseKey, info.ModTime.UTC().Format(time.RFC3339))
+	}
+	took, err := g.Index.TakeGCLease(ctx, start)
+	if err != nil {
 		return func() {}, fmt.Errorf("gc: taking the lease: %w", err)
+	}
+	if !took {
+		held := ""
+		if ok, since, err := g.Index.GCLease(ctx); err == nil && ok {
+			held = fmt.Sprintf(" since %s", since.UTC().Format(time.RFC3339))
+		}
+		return func() {}, fmt.Errorf("%w: the lease is held%s; if no gc runs (one crashed), run `stagegate gc --break-lease`", ErrLeaseHeld, held)
 	}
 	release = func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		// Listed rather than remembered, so that a failed run's
-		// leftovers go too: under this lease, every tombstone is gc's.
-		var tombstones []string
-		_ = g.Bucket.List(cctx, registry.TombstonesPrefix, func(info blob.Info) error {
-			tombstones = append(tombstones, info.Key)
-			return nil
-		})
-		for _, key := range tombstones {
-			_ = g.Bucket.Delete(cctx, key)
-		}
-		_ = g.Bucket.Delete(cctx, registry.GCLeaseKey)
+		// All of them, not only this run's: under the lease, every
+		// tombstone is gc's, and a failed run's leftovers go too.
+		_ = g.Index.DeleteTombstones(cctx)
+		_ = g.Index.ReleaseGCLease(cctx)
 	}
 	seen := map[string]bool{}
+	var hexes []string
 	for _, c := range doomed {
-		if seen[c.hex] {
-			continue
+		if !seen[c.hex] {
+			seen[c.hex] = true
+			hexes = append(hexes, c.hex)
 		}
-		seen[c.hex] = true
-		key := registry.TombstoneKey(v1.Hash{Algorithm: "sha256", Hex: c.hex})
-		if err := store.PutObject(ctx, key, nil); err != nil && !errors.Is(err, registry.ErrObjectExists) {
-			return release, fmt.Errorf("gc: nothing removed: writing tombstone %s: %w", key, err)
-		}
+	}
+	if err := g.Index.WriteTombstones(ctx, hexes); err != nil {
+		return release, fmt.Errorf("gc: nothing removed: writing tombstones: %w", err)
 	}
 	return release, nil
 }
 
-// markIntents marks every digest named by an intent younger than
-// registry.IntentTTL (G3): a publish in flight relies on them.
+// markIntents marks every digest named by an intent object (of an earlier
+// version's publish) younger than registry.IntentTTL: a publish in flight
+// relies on them. Intent rows are marked by Run.
 func (g *GC) markIntents(ctx context.Context, store *blob.Store, start time.Time, m *marks) error {
 	return g.Bucket.List(ctx, registry.IntentsPrefix, func(info blob.Info) error {
 		if fam, _ := classify(info.Key); fam != famIntent || start.Sub(info.ModTime) >= registry.IntentTTL {

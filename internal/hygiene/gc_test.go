@@ -122,8 +122,8 @@ func TestGC(t *testing.T) {
 			removed bool
 		}{"leftover of a refused publish", k, true})
 	}
-	if len(refused) != 5 { // file, manifest, its two signatures, intent (the config, naming only name@version, is v1's)
-		t.Fatalf("refused publish left %d objects, want 5: %q", len(refused), refused)
+	if len(refused) != 4 { // file, manifest, its two signatures (the config, naming only name@version, is v1's)
+		t.Fatalf("refused publish left %d objects, want 4: %q", len(refused), refused)
 	}
 
 	for _, dry := range []bool{true, false} {
@@ -206,17 +206,15 @@ func TestGCRefsAreRoots(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.mustPublish(pubReq{name: "x", version: "1.0.0", files: map[string][]byte{"f": []byte("f")}})
-	before := len(f.keys()) - 1 // the publish's intent, stale once aged
+	before := len(f.keys())
 	f.ageAll(48 * time.Hour)
 	f.openMeta(filepath.Join(t.TempDir(), "lost.db"))
 	res, removed := f.gc(DefaultGrace, false)
 	for key := range removed {
-		if !strings.HasPrefix(key, registry.IntentsPrefix) {
-			t.Errorf("gc without metadata removed %s", key)
-		}
+		t.Errorf("gc without metadata removed %s", key)
 	}
-	if res.Removed != 1 {
-		t.Errorf("gc removed %d objects, want the one stale intent", res.Removed)
+	if res.Removed != 0 {
+		t.Errorf("gc removed %d objects, want none", res.Removed)
 	}
 	if after := len(f.keys()); after != before {
 		t.Fatalf("%d objects before, %d after", before, after)
@@ -346,7 +344,7 @@ func TestGCHandshake(t *testing.T) {
 		// A publish wrote its intent after gc's first mark, found no
 		// lease, and has not committed yet when gc sweeps.
 		g := &GC{Bucket: f.bucket, Index: f.handle, Grace: 0, afterMark: func() {
-			if err := blob.NewStore(f.bucket).PutObject(context.Background(), registry.IntentKey(strings.Repeat("9", 64)), []byte(dgst.String()+"\n")); err != nil {
+			if err := f.handle.WriteIntent(context.Background(), strings.Repeat("9", 32), []v1.Hash{dgst}, time.Now()); err != nil {
 				t.Error(err)
 			}
 		}}
@@ -398,11 +396,12 @@ func TestGCHandshake(t *testing.T) {
 		f := newFixture(t)
 		dgst := f.upload(data)
 		ctx := context.Background()
-		store := blob.NewStore(f.bucket)
-		for _, key := range []string{registry.GCLeaseKey, registry.TombstoneKey(dgst)} {
-			if err := store.PutObject(ctx, key, nil); err != nil {
-				t.Fatal(err)
-			}
+		// Another gc's lease and tombstone.
+		if took, err := f.handle.TakeGCLease(ctx, time.Now()); err != nil || !took {
+			t.Fatalf("lease: %v %v", took, err)
+		}
+		if err := f.handle.WriteTombstones(ctx, []string{dgst.Hex}); err != nil {
+			t.Fatal(err)
 		}
 		_, err := f.publishReusing(pubReq{name: "late", version: "1.0.0"}, map[string][]byte{"w.bin": data})
 		if code := registry.AsError(err).Code; code != registry.CodeBlobCollected.Name {
@@ -418,15 +417,25 @@ func TestGCHandshake(t *testing.T) {
 		}
 		// Without the lease a leftover tombstone is ignored by publishes
 		// and removed by the next gc.
-		if err := f.bucket.Delete(ctx, registry.GCLeaseKey); err != nil {
+		if err := f.handle.ReleaseGCLease(ctx); err != nil {
 			t.Fatal(err)
 		}
 		f.mustPublishReusing("late", map[string][]byte{"w.bin": data})
 		if _, err := g.Run(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if f.has(registry.TombstoneKey(dgst)) || f.has(registry.GCLeaseKey) {
-			t.Fatal("gc left a tombstone or its lease")
+		if left, err := f.handle.Tombstoned(ctx, []string{dgst.Hex}); err != nil || len(left) != 0 {
+			t.Fatalf("gc left a tombstone: %v %v", left, err)
+		}
+		if held, _, err := f.handle.GCLease(ctx); err != nil || held {
+			t.Fatalf("gc left its lease: %v %v", held, err)
+		}
+		// A lease object of an earlier version's gc stops a gc too.
+		if err := blob.NewStore(f.bucket).PutObject(ctx, registry.GCLeaseKey, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Run(ctx); !errors.Is(err, ErrLeaseHeld) {
+			t.Fatalf("gc beside an earlier version's lease object: %v, want ErrLeaseHeld", err)
 		}
 	})
 }
@@ -477,7 +486,34 @@ func TestGCIntents(t *testing.T) {
 	if _, err := g.Run(ctx); err == nil || !strings.Contains(err.Error(), "nothing removed") {
 		t.Fatalf("gc with a corrupt intent: %v, want a refusal", err)
 	}
-	if f.has(registry.GCLeaseKey) {
-		t.Fatal("a refused gc left its lease")
+	if held, _, err := f.handle.GCLease(ctx); err != nil || held {
+		t.Fatalf("a refused gc left its lease: %v %v", held, err)
+	}
+}
+
+// TestGCIntentRows: intent rows, as publishes write them now: a young one
+// keeps what it names; an old one is deleted and keeps nothing.
+func TestGCIntentRows(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	young, old := f.upload([]byte("named by a young intent row")), f.upload([]byte("named by an old intent row"))
+	f.ageAll(48 * time.Hour)
+	if err := f.handle.WriteIntent(ctx, strings.Repeat("1", 32), []v1.Hash{young}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.handle.WriteIntent(ctx, strings.Repeat("2", 32), []v1.Hash{old}, time.Now().Add(-registry.IntentTTL-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, removed := f.gc(0, false)
+	if _, got := removed[registry.BlobKey(young)]; got {
+		t.Error("gc removed a blob a young intent row names")
+	}
+	if _, got := removed[registry.BlobKey(old)]; !got {
+		t.Error("gc kept the blob of a stale intent row")
+	}
+	live, err := f.handle.LiveIntents(ctx, time.Now().Add(-10*registry.IntentTTL))
+	if err != nil || len(live) != 1 || live[0] != young.Hex {
+		t.Fatalf("intent rows after gc: %v %v, want only the young one", live, err)
 	}
 }

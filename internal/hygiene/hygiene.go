@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -27,6 +28,15 @@ type Index interface {
 	ListArtifacts(ctx context.Context) ([]registry.ArtifactSummary, error)
 	ListVersions(ctx context.Context, name string) ([]registry.VersionRecord, error)
 	ListEvidence(ctx context.Context, name, version string) ([]registry.Evidence, error)
+
+	// gc's side of the handshake with publishes (see GC).
+	TakeGCLease(ctx context.Context, since time.Time) (bool, error)
+	GCLease(ctx context.Context) (held bool, since time.Time, err error)
+	ReleaseGCLease(ctx context.Context) error
+	WriteTombstones(ctx context.Context, hexes []string) error
+	DeleteTombstones(ctx context.Context) error
+	LiveIntents(ctx context.Context, since time.Time) ([]string, error)
+	DeleteIntentsBefore(ctx context.Context, t time.Time) (int64, error)
 }
 
 // Bucket is an environment's storage driver with the capabilities hygiene

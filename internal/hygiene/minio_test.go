@@ -86,12 +86,11 @@ func TestGCMinIO(t *testing.T) {
 			}
 			locked := tc.retention != nil
 			// 4 leftovers of the refused publish (file, manifest, its two
-			// signatures), the abandoned blob, the two publishes' intents
-			// (stale 72h on), the open upload.
-			if len(removed) != 8 || res.Failed != 0 || (locked && (res.Locked != 7 || res.Removed != 1)) || (!locked && res.Removed != 8) {
+			// signatures), the abandoned blob, the open upload.
+			if len(removed) != 6 || res.Failed != 0 || (locked && (res.Locked != 5 || res.Removed != 1)) || (!locked && res.Removed != 6) {
 				t.Fatalf("result %+v, reports %v", res, removed)
 			}
-			want := before - 7
+			want := before - 5
 			if locked {
 				want = before
 			}

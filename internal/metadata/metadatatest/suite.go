@@ -69,6 +69,7 @@ func RunStoreSuite(t *testing.T, open func(t *testing.T, environments []string) 
 		{"PromotionConcurrentIdentical", testPromotionConcurrentIdentical},
 		{"PromotionConcurrentVersions", testPromotionConcurrentVersions},
 		{"ReleaseIsolation", testReleaseIsolation},
+		{"GCHandshake", testGCHandshake},
 		{"RollbackChain", testRollbackChain},
 		{"RollbackRefused", testRollbackRefused},
 		{"ReleasePages", testReleasePages},
