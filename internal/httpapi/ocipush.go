@@ -188,13 +188,9 @@ func (a *API) ociUploadFinish(c *gin.Context, req *request, p oci.Path) error {
 	if d == "" {
 		return oci.CodeDigestInvalid.Errorf("PUT of an upload needs ?digest=")
 	}
-	req.target = d
-	dgst, err := oci.ParseDigest(d)
+	dgst, err := blobDigest(req, d)
 	if err != nil {
 		return err
-	}
-	if !oci.Stored(dgst) {
-		return oci.CodeDigestInvalid.Errorf("digest %s: stagegate stores sha256 digests only", dgst)
 	}
 	offset, err := uploadOffset(c)
 	if err != nil {
@@ -257,15 +253,24 @@ func requestBody(c *gin.Context) (io.Reader, bool, error) {
 
 // ociStoreBlob streams the request body to the blob d, verified.
 func (a *API) ociStoreBlob(c *gin.Context, req *request, p oci.Path, d string) error {
-	req.target = d
-	dgst, err := oci.ParseDigest(d)
+	dgst, err := blobDigest(req, d)
 	if err != nil {
 		return err
 	}
-	if !oci.Stored(dgst) {
-		return oci.CodeDigestInvalid.Errorf("digest %s: stagegate stores sha256 digests only", dgst)
-	}
 	return a.ociStoreBlobFrom(c, req, p, dgst, c.Request.Body, c.Request.ContentLength)
+}
+
+// blobDigest reads the digest an upload names, the request's target.
+func blobDigest(req *request, d string) (v1.Hash, error) {
+	req.target = d
+	dgst, err := oci.ParseDigest(d)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if !oci.Stored(dgst) {
+		return v1.Hash{}, oci.CodeDigestInvalid.Errorf("digest %s: stagegate stores sha256 digests only", dgst)
+	}
+	return dgst, nil
 }
 
 // ociStoreBlobFrom streams r (size bytes, -1 unknown) to the blob dgst,

@@ -509,6 +509,16 @@ func runTool(t *testing.T, dir, bin string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// mustRunTool is runTool for a run that must succeed.
+func mustRunTool(t *testing.T, dir, bin string, args ...string) string {
+	t.Helper()
+	out, err := runTool(t, dir, bin, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
 // TestOCIClients: crane and oras, unmodified, log in with an API key and
 // read a release promoted into staging and prod.
 func TestOCIClients(t *testing.T) {
@@ -525,11 +535,7 @@ func TestOCIClients(t *testing.T) {
 			ref := host + "/" + env + "/" + rel.name + ":" + rel.version
 			run := func(bin string, args ...string) string {
 				t.Helper()
-				out, err := runTool(t, dir, bin, args...)
-				if err != nil {
-					t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
-				}
-				return out
+				return mustRunTool(t, dir, bin, args...)
 			}
 
 			// crane: the key is the password of a stored login.
@@ -791,11 +797,7 @@ func ociPushWithOras(t *testing.T, s *stack, oras, host string) {
 	}
 	run := func(args ...string) string {
 		t.Helper()
-		out, err := runTool(t, dir, oras, args...)
-		if err != nil {
-			t.Fatalf("oras %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
+		return mustRunTool(t, dir, oras, args...)
 	}
 	run("login", "--plain-http", "-u", "ci", "-p", s.key("dev", auth.RolePublisher), host)
 	run("push", "--plain-http", "--artifact-type", "application/vnd.stagegate.model.v1",

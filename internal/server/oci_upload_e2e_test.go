@@ -177,11 +177,7 @@ func TestOCICranePush(t *testing.T) {
 	dir := t.TempDir()
 	run := func(args ...string) string {
 		t.Helper()
-		out, err := runTool(t, dir, crane, args...)
-		if err != nil {
-			t.Fatalf("crane %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
+		return mustRunTool(t, dir, crane, args...)
 	}
 	run("auth", "login", host, "-u", "ci", "-p", s.key("dev", auth.RolePublisher))
 	layer := filepath.Join(dir, "layer.tar")
