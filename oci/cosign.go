@@ -75,6 +75,11 @@ func ParseCosignTag(tag string) (v1.Hash, CosignKind, bool) {
 // cosign verify checks the digest (and, with --check-claims, the type), so
 // the bytes must match its schema exactly; field order follows cosign's
 // own struct so the payload reads the same as one cosign would write.
+// cosign never compares docker-reference with the reference it was given
+// (SimpleClaimVerifier reads only docker-manifest-digest; checked with
+// cosign v2.6.5, TestCosignGolden), so "<env>/<name>" without a host keeps
+// the payload independent of the address clients use: deterministic, and
+// only the signature over it needs storing.
 func SimpleSigningPayload(dockerReference string, manifest v1.Hash) ([]byte, error) {
 	type identity struct {
 		DockerReference string `json:"docker-reference"`

@@ -133,3 +133,33 @@ func TestBuildCosignManifest(t *testing.T) {
 		})
 	}
 }
+
+// TestCosignGolden pins bytes the real cosign v2.6.5 accepted: a payload
+// from SimpleSigningPayload with a host-less docker-reference ("dev/demo",
+// verified as 127.0.0.1:5917/dev/demo:1.0.0; cosign's SimpleClaimVerifier
+// compares only docker-manifest-digest), signed with cosign sign-blob, put
+// in a manifest built by BuildCosignManifest and pushed under the .sig tag:
+// `cosign verify --key cosign.pub --insecure-ignore-tlog=true
+// --allow-http-registry` passed, and failed with another key. A change to
+// either builder changes these digests and must be checked against cosign
+// again.
+func TestCosignGolden(t *testing.T) {
+	subject := v1.Hash{Algorithm: "sha256", Hex: "e51626c1943b5f9345abc3de67d3ddef49b1ecd44764677737217b45fba645c3"}
+	p, err := SimpleSigningPayload("dev/demo", subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := hashOf(p), "sha256:07e04ab6985fbec8d6912664321a2301ddb0557e0ddef5c0ad5e3a577d798930"; got != want {
+		t.Fatalf("payload %s, cosign verified %s: %s", got, want, p)
+	}
+	sig, _ := base64.StdEncoding.DecodeString("MEUCIQDlMzEWNMc62KRSzjJPWK2eKaHB+rItjNd0AZr6UpSLFAIgBwv2iKDqdhHqKiYBTy5mUnEsaPugiCPz3uD8lyKS8GM=")
+	m, err := BuildCosignManifest(CosignSignature,
+		&Subject{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: subject, Size: 423},
+		[]CosignLayer{{MediaType: SimpleSigningMediaType, Blob: p, Signature: sig}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Digest.String(), "sha256:6efc72bc8ca061292b83f9d8b1ba40b1f267d7c8065723a97f082ac0406e9621"; got != want {
+		t.Errorf("manifest %s, cosign verified %s: %s", got, want, m.Manifest)
+	}
+}
