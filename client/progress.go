@@ -46,6 +46,10 @@ func TerminalProgress(w io.Writer) Progress { return terminalProgress{w: w} }
 
 type terminalProgress struct{ w io.Writer }
 
+// Sequential tells Push to upload one file at a time: bars of concurrent
+// transfers would overwrite each other on one terminal line.
+func (terminalProgress) Sequential() bool { return true }
+
 func (p terminalProgress) Start(label string, total int64) ProgressTask {
 	bar := progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(p.w),

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -128,31 +129,74 @@ const hashProgressMin = 64 << 20
 // Files are hashed in order by one goroutine while the files before them
 // upload, so that a sharded model costs the hashing of its first shard
 // plus its uploads, not the sum of both. Only the first file's hashing is
-// shown on opts.Transfer: the others run while an upload is drawn.
+// shown on opts.Transfer: the others run while an upload is drawn. Up to
+// pushConcurrency files upload at once (one at a time when opts.Transfer
+// draws terminal bars, which cannot share the screen): the gaps of one
+// upload (its existence check, the service's commit of the blob) are
+// filled by the other's bytes.
 func (c *Client) Push(ctx context.Context, env, name, version string, files []LocalFile, opts PushOptions) (PublishResponse, error) {
 	req := PublishRequest{Kind: opts.Kind, Labels: opts.Labels, SourceCommit: opts.SourceCommit, CISignatures: opts.CISignatures}
 	hctx, stopHashing := context.WithCancel(ctx)
 	defer stopHashing()
 	digests := hashAhead(hctx, files, opts.Transfer)
+	uctx, stopUploads := context.WithCancelCause(ctx)
+	defer stopUploads(nil)
+	slots := make(chan struct{}, pushConcurrency)
+	if sequential, ok := opts.Transfer.(interface{ Sequential() bool }); ok && sequential.Sequential() {
+		slots = make(chan struct{}, 1)
+	}
+	var (
+		wg       sync.WaitGroup
+		progress sync.Mutex
+	)
 	for i := range files {
 		f := &files[i]
-		h := <-digests[i]
+		var h hashed
+		select {
+		case h = <-digests[i]:
+		case <-uctx.Done():
+		}
 		if h.err != nil {
-			return PublishResponse{}, h.err
+			stopUploads(h.err)
 		}
-		dgst, size := h.dgst, h.size
-		f.Digest, f.Size = dgst, size
-		uploaded, err := c.ensureBlob(ctx, env, *f, opts.Transfer)
-		if err != nil {
-			return PublishResponse{}, err
+		if uctx.Err() != nil {
+			break
 		}
-		if opts.Progress != nil {
-			opts.Progress(*f, uploaded)
+		f.Digest, f.Size = h.dgst, h.size
+		req.Files = append(req.Files, registry.File{Path: f.Path, Digest: h.dgst, Size: h.size, MediaType: f.MediaType})
+		select {
+		case slots <- struct{}{}:
+		case <-uctx.Done():
 		}
-		req.Files = append(req.Files, registry.File{Path: f.Path, Digest: dgst, Size: size, MediaType: f.MediaType})
+		if uctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			uploaded, err := c.ensureBlob(uctx, env, *f, opts.Transfer)
+			if err != nil {
+				stopUploads(err)
+				return
+			}
+			if opts.Progress != nil {
+				progress.Lock()
+				opts.Progress(*f, uploaded)
+				progress.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(uctx); err != nil {
+		return PublishResponse{}, err
 	}
 	return c.Publish(ctx, env, name, version, req)
 }
+
+// pushConcurrency is how many files Push uploads at once. Two fill the
+// gaps between one file's bytes on a small machine (a sharded model of
+// 8 × 128 MiB went from 0.73–0.80× to 0.98–0.99× of sequential PutObjects
+// on two cores, issue #18); more only compete for the same cores and disk.
+const pushConcurrency = 2
 
 // hashed is the digest and size of one file, or why it has none.
 type hashed struct {
