@@ -193,9 +193,11 @@ func (c *Client) Push(ctx context.Context, env, name, version string, files []Lo
 }
 
 // pushConcurrency is how many files Push uploads at once. Two fill the
-// gaps between one file's bytes on a small machine (a sharded model of
-// 8 × 128 MiB went from 0.73–0.80× to 0.98–0.99× of sequential PutObjects
-// on two cores, issue #18); more only compete for the same cores and disk.
+// gaps between one file's bytes (a sharded model of 8 × 128 MiB on two
+// cores, alternating runs: 0.81–0.82× of sequential PutObjects one at a
+// time, 0.86× two at a time on a quiet machine; 0.73–0.80× against
+// 0.98–0.99× on a busy one; issue #18); more only compete for the same
+// cores and disk.
 const pushConcurrency = 2
 
 // hashed is the digest and size of one file, or why it has none.
