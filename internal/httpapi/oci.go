@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stagegate/stagegate/internal/auth"
 	"github.com/stagegate/stagegate/oci"
@@ -303,15 +304,21 @@ func (a *API) ociManifest(c *gin.Context, req *request, p oci.Path) error {
 	if json.Unmarshal(data, &head) != nil || head.MediaType == "" {
 		return registry.CodeInternal.Errorf("stored manifest %s has no mediaType", rec.ManifestDigest)
 	}
-	c.Header("Docker-Content-Digest", rec.ManifestDigest.String())
-	c.Header("ETag", `"`+rec.ManifestDigest.String()+`"`)
+	writeContent(c, rec.ManifestDigest, head.MediaType, data)
+	return nil
+}
+
+// writeContent answers a GET or HEAD with content held whole in memory
+// (a manifest, a built cosign blob), addressed by its digest.
+func writeContent(c *gin.Context, dgst v1.Hash, mediaType string, data []byte) {
+	c.Header("Docker-Content-Digest", dgst.String())
+	c.Header("ETag", `"`+dgst.String()+`"`)
 	c.Header("Content-Length", strconv.Itoa(len(data)))
-	c.Header("Content-Type", head.MediaType)
+	c.Header("Content-Type", mediaType)
 	c.Status(http.StatusOK)
 	if c.Request.Method != http.MethodHead {
 		_, _ = c.Writer.Write(data)
 	}
-	return nil
 }
 
 // ociBlob streams a blob of the environment, verified as the file route

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/gin-gonic/gin"
@@ -151,27 +150,13 @@ func (a *API) findCosign(ctx context.Context, c *gin.Context, req *request, p oc
 }
 
 func writeCosignManifest(c *gin.Context, m oci.CosignManifest) {
-	c.Header("Docker-Content-Digest", m.Digest.String())
-	c.Header("ETag", `"`+m.Digest.String()+`"`)
-	c.Header("Content-Length", strconv.Itoa(len(m.Manifest)))
-	c.Header("Content-Type", ociManifestMediaType)
-	c.Status(http.StatusOK)
-	if c.Request.Method != http.MethodHead {
-		_, _ = c.Writer.Write(m.Manifest)
-	}
+	writeContent(c, m.Digest, ociManifestMediaType, m.Manifest)
 }
 
 // writeCosignBlob serves a small built blob whole; Range requests get the
 // whole blob (RFC 9110 allows it), which is a few hundred bytes.
 func writeCosignBlob(c *gin.Context, dgst v1.Hash, data []byte) {
-	c.Header("Docker-Content-Digest", dgst.String())
-	c.Header("ETag", `"`+dgst.String()+`"`)
-	c.Header("Content-Length", strconv.Itoa(len(data)))
-	c.Header("Content-Type", "application/octet-stream")
-	c.Status(http.StatusOK)
-	if c.Request.Method != http.MethodHead {
-		_, _ = c.Writer.Write(data)
-	}
+	writeContent(c, dgst, "application/octet-stream", data)
 }
 
 // ociReferrers answers the referrers API: the cosign signature and gate
