@@ -22,7 +22,8 @@ import (
 const passingJUnit = `<testsuite name="eval" tests="2"><testcase name="auc"/><testcase name="latency"/></testsuite>`
 
 // large runs the 1 GiB rows (publish, pull with verification, promotion,
-// server RSS) and the sharded-model row on MinIO+PostgreSQL.
+// server RSS), the sharded-model row and the OCI chunked-upload row on
+// MinIO+PostgreSQL.
 func (b *bench) large(ctx context.Context) error {
 	bucket, err := b.bucket(ctx, "large")
 	if err != nil {
@@ -233,6 +234,11 @@ func (b *bench) large(ctx context.Context) error {
 		b.add(throughputRow(fmt.Sprintf("publish sharded %d × %s (vs sequential PutObjects)", b.cfg.shards, iec(b.cfg.shardSize)),
 			total, push, direct, "PutObjects", 0.95))
 		os.RemoveAll(dir)
+	}
+	if b.cfg.rows["oci"] {
+		if err := b.ociChunked(ctx, svc, pubToken, bucket, files); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	size := fs.String("size", "1GiB", "size of the large file")
 	fs.IntVar(&cfg.shards, "shards", 8, "files of the sharded model")
 	shardSize := fs.String("shard-size", "128MiB", "size of each shard")
-	rows := fs.String("rows", "small,large,sharded,peer", "rows to run: small, large (publish, pull, promotion, RSS), sharded, peer")
+	rows := fs.String("rows", "small,large,sharded,oci,peer", "rows to run: small, large (publish, pull, promotion, RSS), sharded, oci (chunked upload), peer")
 	fs.StringVar(&cfg.dir, "dir", "", "work directory (default: a fresh one under $TMPDIR, removed afterwards)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory (service logs, data)")
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +124,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	if cfg.rows["large"] || cfg.rows["sharded"] {
+	if cfg.rows["large"] || cfg.rows["sharded"] || cfg.rows["oci"] {
 		if err := b.large(ctx); err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -29,12 +30,19 @@ import (
 // environment's bucket (registry.UploadKey), while a sha256 runs over it;
 // the running hash state is stored after each chunk, so the next one
 // continues the hash without reading anything again, on any replica. The
-// PUT compares the hash with the digest and only then writes the blob,
-// read back from the chunks and verified once more on its way to its
-// final key (create-once, as every blob). So a chunked upload costs one
-// more pass over its bytes than a monolithic one — the exception DESIGN
-// §2's stream-once rule has to make when the client names the digest
-// last — and nothing of it is visible before the PUT succeeds.
+// PUT compares the hash with the digest, and only then does the blob
+// become visible: a blob over MaxRewrittenUpload stays in its chunks,
+// which a create-once parts object names as the blob's bytes (LinkBlob;
+// registry/layout.go), so a chunked upload streams once, like a monolithic
+// one; a smaller one is written whole to its content-addressed key from
+// its chunks, verified once more. Nothing of an upload is visible before
+// its PUT succeeds.
+//
+// An upload expires registry.UploadTTL/2 after its last stored state:
+// each request must reach the service, and store what it stores, within
+// that time (the context of its writes ends there), so gc, which removes
+// an upload only when its newest key is older than registry.UploadTTL,
+// never removes a chunk that a later request would name.
 //
 // The offset an upload has reached travels in the Location each answer
 // gives (?offset=), which the spec tells clients to follow; the state
@@ -63,10 +71,39 @@ type stagingStore interface {
 }
 
 // uploadState is stored after every chunk: the sha256 state over the
-// bytes so far and where each chunk starts.
+// bytes so far, where each chunk starts, and when the state was made
+// (Unix nanoseconds, the service's clock), which dates the upload's expiry.
 type uploadState struct {
 	Hash   []byte  `json:"sha256State"`
 	Chunks []int64 `json:"chunks"`
+	At     int64   `json:"at"`
+}
+
+// MaxRewrittenUpload is the largest chunked upload written whole to its
+// content-addressed key when it ends; larger ones stay in their chunks
+// (parts). Below it, one more small write costs less than reading a parts
+// object on every open of the blob.
+const MaxRewrittenUpload = 1 << 20
+
+// expiry is when the upload whose last state is st expires.
+func (st uploadState) expiry() time.Time {
+	return time.Unix(0, st.At).Add(registry.UploadTTL / 2)
+}
+
+// live refuses an expired upload (CodeBlobUploadUnknown, as gc may remove
+// it) and returns a context that ends when the upload expires.
+func (st uploadState) live(ctx context.Context, id string) (context.Context, context.CancelFunc, error) {
+	exp := st.expiry()
+	if st.At == 0 || !time.Now().Before(exp) {
+		return nil, nil, CodeBlobUploadUnknown.Errorf("upload %s expired: its last request was over %s ago (start the upload again)", id, registry.UploadTTL/2)
+	}
+	ctx, cancel := context.WithDeadline(ctx, exp)
+	return ctx, cancel, nil
+}
+
+// linker is a bucket that can keep a blob in parts (internal/blob's Store).
+type linker interface {
+	LinkBlob(ctx context.Context, dgst v1.Hash, size int64, parts []registry.BlobPart) (created bool, err error)
 }
 
 // UploadPosition is one chunked upload's place: its id and the offset reached.
@@ -105,9 +142,17 @@ func StartUpload(ctx context.Context, e registry.Env) (UploadPosition, error) {
 	return UploadPosition{ID: id}, nil
 }
 
-// CheckUpload confirms that the upload id has reached offset in e.
+// CheckUpload confirms that the upload id has reached offset in e and has
+// not expired.
 func CheckUpload(ctx context.Context, e registry.Env, id string, offset int64) error {
-	_, err := readState(ctx, e, id, offset)
+	state, err := readState(ctx, e, id, offset)
+	if err != nil {
+		return err
+	}
+	_, cancel, err := state.live(ctx, id)
+	if err == nil {
+		cancel()
+	}
 	return err
 }
 
@@ -124,6 +169,11 @@ func AppendUpload(ctx context.Context, e registry.Env, id string, offset, start 
 	if err != nil {
 		return UploadPosition{}, err
 	}
+	ctx, cancel, err := state.live(ctx, id)
+	if err != nil {
+		return UploadPosition{}, err
+	}
+	defer cancel()
 	if start >= 0 && start != offset {
 		return UploadPosition{}, rangeError("the chunk starts at byte %d, but the upload has %d bytes: chunks go in order, each where the last ended", start, offset)
 	}
@@ -148,6 +198,8 @@ func AppendUpload(ctx context.Context, e registry.Env, id string, offset, start 
 	case body.err != nil && err != nil:
 		// The client's body broke off: its fault, not storage's.
 		return UploadPosition{}, registry.CodeIncompleteBody.Errorf("the chunk ended after %d bytes, before the body was complete: %v", body.read, body.err).WithCause(err)
+	case err != nil && !time.Now().Before(state.expiry()):
+		return UploadPosition{}, CodeBlobUploadUnknown.Errorf("upload %s expired while this chunk streamed: each request must end within %s of the upload's last one (send smaller chunks)", id, registry.UploadTTL/2)
 	case err != nil:
 		return UploadPosition{}, registry.StorageError("storing a chunk", err)
 	}
@@ -194,11 +246,14 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// FinishUpload checks that the upload id, at offset, hashes to dgst and
-// returns a reader of its bytes in order, to be stored as the blob dgst
-// (verified once more on the way), and the number of bytes. A digest that
-// does not match is DIGEST_INVALID and nothing is stored.
-func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, dgst v1.Hash) (io.ReadCloser, int64, error) {
+// FinishUpload checks that the upload id, at offset, hashes to dgst, and
+// makes it the blob dgst. An upload over MaxRewrittenUpload bytes (when
+// the bucket can keep blobs in parts) is linked where it lies: rc is nil,
+// the blob is stored, and the upload's states are removed. A smaller one
+// is returned as a reader of its bytes in order, for the caller to store
+// as the blob dgst (verified once more on the way), then DiscardUpload. A
+// digest that does not match is DIGEST_INVALID and nothing is stored.
+func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, dgst v1.Hash) (rc io.ReadCloser, size int64, err error) {
 	st, err := staging(e)
 	if err != nil {
 		return nil, 0, err
@@ -207,6 +262,11 @@ func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, 
 	if err != nil {
 		return nil, 0, err
 	}
+	lctx, cancel, err := state.live(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer cancel()
 	h, err := restoreHash(state.Hash)
 	if err != nil {
 		return nil, 0, registry.CodeInternal.Errorf("upload %s: stored hash state unreadable", id).WithCause(err)
@@ -214,7 +274,32 @@ func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, 
 	if got := hex.EncodeToString(h.Sum(nil)); got != dgst.Hex {
 		return nil, 0, CodeDigestInvalid.Errorf("the upload's %d bytes hash to sha256:%s, not %s", offset, got, dgst)
 	}
-	return &chunkReader{ctx: ctx, st: st, id: id, chunks: state.Chunks}, offset, nil
+	lk, ok := e.Blobs().(linker)
+	if !ok || offset <= MaxRewrittenUpload {
+		return &chunkReader{ctx: ctx, st: st, id: id, chunks: state.Chunks}, offset, nil
+	}
+	parts := make([]registry.BlobPart, len(state.Chunks))
+	for i, c := range state.Chunks {
+		end := offset
+		if i+1 < len(state.Chunks) {
+			end = state.Chunks[i+1]
+		}
+		parts[i] = registry.BlobPart{Key: chunkKey(id, c), Size: end - c}
+	}
+	created, err := lk.LinkBlob(lctx, dgst, offset, parts)
+	if err != nil {
+		return nil, 0, registry.StorageError("storing the blob", err)
+	}
+	cleanup := context.WithoutCancel(ctx)
+	if created {
+		// The chunks are the blob now; only the states go.
+		deleteStates(cleanup, st, id, offset, state.Chunks)
+	} else {
+		// Stored already (another upload of the same bytes): this one's
+		// chunks are not needed.
+		DiscardUpload(cleanup, e, id, offset)
+	}
+	return nil, offset, nil
 }
 
 // DiscardUpload removes what the upload id stored, best effort: gc
@@ -231,12 +316,17 @@ func DiscardUpload(ctx context.Context, e registry.Env, id string, offset int64)
 	for _, c := range state.Chunks {
 		_ = st.DeleteStaged(ctx, chunkKey(id, c))
 	}
-	// The states: one at 0 and one after each chunk.
+	deleteStates(ctx, st, id, offset, state.Chunks)
+}
+
+// deleteStates removes the states of the upload id, which reached offset
+// in chunks: one at 0 and one after each chunk.
+func deleteStates(ctx context.Context, st stagingStore, id string, offset int64, chunks []int64) {
 	_ = st.DeleteStaged(ctx, stateKey(id, 0))
-	for i := range state.Chunks {
+	for i := range chunks {
 		end := offset
-		if i+1 < len(state.Chunks) {
-			end = state.Chunks[i+1]
+		if i+1 < len(chunks) {
+			end = chunks[i+1]
 		}
 		_ = st.DeleteStaged(ctx, stateKey(id, end))
 	}
@@ -314,7 +404,7 @@ func writeState(ctx context.Context, e registry.Env, id string, offset int64, h 
 	if err != nil {
 		return registry.CodeInternal.Errorf("saving the upload's hash state").WithCause(err)
 	}
-	data, err := json.Marshal(uploadState{Hash: raw, Chunks: chunks})
+	data, err := json.Marshal(uploadState{Hash: raw, Chunks: chunks, At: time.Now().UnixNano()})
 	if err != nil {
 		return registry.CodeInternal.Errorf("saving the upload's state").WithCause(err)
 	}

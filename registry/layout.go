@@ -14,6 +14,12 @@ import (
 //	<bucket>/
 //	├── blobs/sha256/<hex>                            file layers, config blobs, manifests, evidence;
 //	│                                                 content-addressed, create-once
+//	├── parts/sha256/<hex>                            the chunks, in order, that hold the blob <hex>
+//	│                                                 where a chunked OCI upload stored them (create-once)
+//	├── uploads/<upload id>/<offset>.data             the chunk of an OCI upload that starts at byte
+//	│                                                 offset (create-once)
+//	├── uploads/<upload id>/<offset>.state            the upload's sha256 state and chunks after offset
+//	│                                                 bytes (create-once; removed when it ends)
 //	├── refs/<name>/-/<version>                       manifest digest of name@version (create-once
 //	│                                                 pointer: the bucket describes itself, for reindex)
 //	├── signatures/sha256/<manifest hex>/<key id>     the environment's cosign signature over a
@@ -41,14 +47,20 @@ import (
 // intent objects, refuses to run beside a lease object, and removes stale
 // ones.
 //
-// The OCI API's chunked blob uploads (package oci) keep each upload's
-// bytes under uploads/<upload id>/ until its last request names the
-// digest: uploads/<id>/<offset>.data holds the chunk that starts at byte
-// offset, uploads/<id>/<offset>.state the running sha256 state and the
-// chunk list once offset bytes were received (the state at 0 is written
-// when the upload opens). The final blob is then written from them,
-// verified, and the upload's keys are deleted; gc removes what an
-// abandoned upload left once it is older than its grace for uploads.
+// The OCI API's chunked blob uploads (package oci) stream each chunk to
+// its .data key and keep the running sha256 state and the chunk list in a
+// .state key once offset bytes were received (the state at 0 is written
+// when the upload opens). When the last request names the digest and the
+// hash agrees, a blob over 1 MiB (oci.MaxRewrittenUpload) is not written
+// again: its parts object lists the chunks, in order, that hold its bytes
+// where they lie, so a chunked upload streams once, like a monolithic one
+// (DESIGN §2: "blob keys not derived from content, and metadata maps
+// digest → key"). A smaller blob is written whole to blobs/sha256/<hex>
+// from its chunks. Readers of a blob (internal/blob's Store) look for
+// blobs/sha256/<hex> first, then for its parts; either way they verify the
+// digest as they stream. gc keeps the chunks a parts object names, and
+// removes what an abandoned upload left once its newest key is older than
+// the grace for uploads (UploadTTL).
 //
 // Names may contain '/'; the segment "-", never a valid name segment, ends
 // a name, so "x@1.0.0" and a name "x/1.0.0" cannot collide and no key is
@@ -119,6 +131,20 @@ const TombstonesPrefix = "gc/sha256/"
 
 // TombstoneKey is the key of gc's tombstone on the digest dgst.
 func TombstoneKey(dgst v1.Hash) string { return "gc/" + dgst.Algorithm + "/" + dgst.Hex }
+
+// PartsKey is the key of the list of chunks that hold the bytes of the
+// blob dgst, for a blob that a chunked upload stored in place.
+func PartsKey(dgst v1.Hash) string { return "parts/" + dgst.Algorithm + "/" + dgst.Hex }
+
+// UploadTTL bounds a chunked upload's pauses: each of its requests is
+// answered, and what it writes is stored, within half of it after the
+// upload's last stored state (later ones find the upload expired), and gc
+// removes an upload's keys only once its newest is older than UploadTTL
+// (and not named by a parts object). So gc never removes a chunk of an
+// upload that may still write or link, and the other half is the margin
+// for clock skew between the service's hosts, the store and gc. Long,
+// because one chunk may be a whole model file streamed in one PATCH.
+const UploadTTL = 6 * time.Hour
 
 // UploadsPrefix is the prefix of every chunked-upload key.
 const UploadsPrefix = "uploads/"

@@ -51,6 +51,13 @@ type Blobs interface {
 	CopyBlob(ctx context.Context, from Blobs, dgst v1.Hash) (copied bool, err error)
 }
 
+// BlobPart is one stored piece of a blob kept in parts (registry.PartsKey):
+// an object under UploadsPrefix and its length.
+type BlobPart struct {
+	Key  string `json:"key"`
+	Size int64  `json:"size"`
+}
+
 // StorageError classifies a blob store failure for the API. what names the
 // operation for the log. Corrupt or missing content that the service itself
 // stored is our fault (Internal); everything else is the dependency being

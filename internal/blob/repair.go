@@ -20,7 +20,8 @@ import (
 // with bytes verified on the way in (a Replacer publishes nothing before
 // the verifier has seen EOF), so a replacement can never make a blob worse.
 
-// VerifyBlob re-hashes the stored blob dgst, streamed (bounded memory), and
+// VerifyBlob re-hashes the stored blob dgst (its parts when it is kept in
+// parts and blobs/sha256/<hex> is absent), streamed (bounded memory), and
 // returns its stored size. The error wraps ErrDigestMismatch when the bytes
 // or their length are wrong, ErrNotFound when it is absent.
 func (s *Store) VerifyBlob(ctx context.Context, dgst v1.Hash) (int64, error) {
@@ -28,6 +29,11 @@ func (s *Store) VerifyBlob(ctx context.Context, dgst v1.Hash) (int64, error) {
 		return 0, err
 	}
 	rc, info, err := s.d.Get(ctx, BlobKey(dgst))
+	if errors.Is(err, ErrNotFound) {
+		if _, perr := s.readParts(ctx, dgst); !errors.Is(perr, ErrNotFound) {
+			return s.VerifyParts(ctx, dgst)
+		}
+	}
 	if err != nil {
 		return 0, err
 	}

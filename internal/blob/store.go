@@ -77,6 +77,15 @@ func (s *Store) PutBlob(ctx context.Context, dgst v1.Hash, r io.Reader, size int
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
 	}
+	if doc, err := s.readParts(ctx, dgst); err == nil {
+		// Kept in parts (a chunked upload). Unless those look wrong, they
+		// are the bytes: nothing to write.
+		if !s.suspect(ctx, dgst, doc.Size, size) {
+			return false, sameSize(dgst, doc.Size, size)
+		}
+	} else if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrDigestMismatch) {
+		return false, err
+	}
 	return s.putVerified(ctx, dgst, r, size)
 }
 
@@ -153,11 +162,28 @@ func (s *Store) OpenBlob(ctx context.Context, dgst v1.Hash) (io.ReadCloser, int6
 	if err := checkDigest(dgst); err != nil {
 		return nil, 0, err
 	}
-	rc, info, err := s.d.Get(ctx, BlobKey(dgst))
+	rc, size, err := s.openRaw(ctx, dgst)
 	if err != nil {
 		return nil, 0, err
 	}
-	return verifyingReadCloser{verifier: newVerifier(rc, dgst, info.Size), c: rc}, info.Size, nil
+	return verifyingReadCloser{verifier: newVerifier(rc, dgst, size), c: rc}, size, nil
+}
+
+// openRaw opens the blob dgst unverified, in whichever form it is stored:
+// blobs/sha256/<hex>, else its parts (parts.go).
+func (s *Store) openRaw(ctx context.Context, dgst v1.Hash) (io.ReadCloser, int64, error) {
+	rc, info, err := s.d.Get(ctx, BlobKey(dgst))
+	if !errors.Is(err, ErrNotFound) {
+		return rc, info.Size, err
+	}
+	doc, perr := s.readParts(ctx, dgst)
+	if errors.Is(perr, ErrNotFound) {
+		return nil, 0, err
+	}
+	if perr != nil {
+		return nil, 0, perr
+	}
+	return s.openParts(ctx, doc), doc.Size, nil
 }
 
 // StatBlob returns the size of the blob dgst, or ErrNotFound.
@@ -166,6 +192,13 @@ func (s *Store) StatBlob(ctx context.Context, dgst v1.Hash) (int64, error) {
 		return 0, err
 	}
 	info, err := s.d.Stat(ctx, BlobKey(dgst))
+	if errors.Is(err, ErrNotFound) {
+		doc, perr := s.readParts(ctx, dgst)
+		if errors.Is(perr, ErrNotFound) {
+			return 0, err
+		}
+		return doc.Size, perr
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -297,6 +330,14 @@ func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.H
 	}
 	key := BlobKey(dgst)
 	srcInfo, err := src.d.Stat(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		if doc, perr := src.readParts(ctx, dgst); perr == nil {
+			// Kept in parts: no backend copies that, so it streams.
+			return s.copyStreamed(ctx, dgst, doc.Size, ready, func() (io.ReadCloser, error) { return src.openParts(ctx, doc), nil })
+		} else if !errors.Is(perr, ErrNotFound) {
+			return false, perr
+		}
+	}
 	if err != nil {
 		return false, err
 	}
@@ -367,6 +408,15 @@ func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.H
 	if err != nil {
 		return false, err
 	}
+	return s.copyStreamed(ctx, dgst, size, ready, func() (io.ReadCloser, error) {
+		rc, _, err := from.OpenBlob(ctx, dgst)
+		return rc, err
+	})
+}
+
+// copyStreamed writes the blob dgst of size bytes from what open returns,
+// verified on the way, unless s has it already; ready is called first.
+func (s *Store) copyStreamed(ctx context.Context, dgst v1.Hash, size int64, ready func(context.Context, bool) error, open func() (io.ReadCloser, error)) (bool, error) {
 	if info, err := s.d.Stat(ctx, BlobKey(dgst)); err == nil {
 		return false, sameSize(dgst, info.Size, size)
 	} else if !errors.Is(err, ErrNotFound) {
@@ -375,7 +425,7 @@ func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.H
 	if err := ready(ctx, false); err != nil {
 		return false, err
 	}
-	rc, _, err := from.OpenBlob(ctx, dgst)
+	rc, err := open()
 	if err != nil {
 		return false, err
 	}

@@ -29,8 +29,9 @@ import (
 // the whole body, as oras does) streams once, verified, to the blob's
 // final content-addressed key (UploadBlob, as the REST API's blob PUT).
 // A chunked upload (POST, PATCH…, PUT ?digest=, as crane and docker do)
-// keeps its chunks under the upload's keys until the PUT names the
-// digest (package oci, upload.go), then writes the blob from them.
+// streams its chunks to the upload's keys; when the PUT names the digest
+// they become the blob where they lie, or, for a small blob, are written
+// whole to its key (package oci, upload.go).
 
 func (a *API) ociPush(c *gin.Context) {
 	p, err := a.ociBegin(c)
@@ -225,6 +226,11 @@ func (a *API) ociUploadFinish(c *gin.Context, req *request, p oci.Path) error {
 	if err != nil {
 		return err
 	}
+	if content == nil {
+		// Kept where its chunks lie (stream-once): stored already.
+		ociBlobCreated(c, p, dgst)
+		return nil
+	}
 	defer content.Close()
 	if err := a.ociStoreBlobFrom(c, req, p, dgst, content, size); err != nil {
 		return err
@@ -279,10 +285,15 @@ func (a *API) ociStoreBlobFrom(c *gin.Context, req *request, p oci.Path, dgst v1
 	if _, err := a.Registry.UploadBlob(c.Request.Context(), req.env, dgst, r, size); err != nil {
 		return err
 	}
+	ociBlobCreated(c, p, dgst)
+	return nil
+}
+
+// ociBlobCreated answers an upload that stored the blob dgst.
+func ociBlobCreated(c *gin.Context, p oci.Path, dgst v1.Hash) {
 	c.Header("Location", "/v2/"+p.Repository()+"/blobs/"+dgst.String())
 	c.Header("Docker-Content-Digest", dgst.String())
 	c.Status(http.StatusCreated)
-	return nil
 }
 
 // ociPutManifest publishes the version a manifest PUT by semver tag names.

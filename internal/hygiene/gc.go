@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/stagegate/stagegate/internal/blob"
 	"github.com/stagegate/stagegate/registry"
 )
@@ -25,6 +27,10 @@ const MinGrace = time.Hour
 // zero grace: nothing but its age tells an upload in progress from an
 // abandoned one, and a large file takes a while to upload.
 const MinUploadGrace = time.Hour
+
+// minStagedGrace is the shortest age of the newest key of a chunked OCI
+// upload at which gc removes the upload (registry.UploadTTL has why).
+const minStagedGrace = registry.UploadTTL
 
 // DefaultGrace is gc's grace period when none is given.
 const DefaultGrace = 24 * time.Hour
@@ -50,12 +56,15 @@ func CheckGrace(g time.Duration) error {
 // digest a publish intent younger than registry.IntentTTL names. Keys of
 // no known family are never removed, only counted.
 //
-// Removed (the sweep): blobs, signatures, attestations and scrub marks that
-// nothing refers to AND that are older than the grace period; intents older
-// than registry.IntentTTL; tombstones a failed run left; incomplete uploads
-// (filesystem temp files, MinIO multipart uploads, the chunks and states of
-// chunked OCI uploads under uploads/) started before the grace, and at
-// least MinUploadGrace, ago.
+// Removed (the sweep): blobs, parts objects (a blob kept in the chunks of
+// its upload), signatures, attestations and scrub marks that nothing
+// refers to AND that are older than the grace period; intents older than
+// registry.IntentTTL; tombstones a failed run left; incomplete uploads
+// (filesystem temp files, MinIO multipart uploads) started before the
+// grace, and at least MinUploadGrace, ago; the keys of chunked OCI uploads
+// under uploads/ whose newest is older than the grace and at least
+// registry.UploadTTL, except the chunks a parts object names (those go in
+// the run after the one that removed their parts object).
 //
 // # Concurrent publishes: the handshake
 //
@@ -187,6 +196,8 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 	// committed after the listing refers to is caught by the mark or the
 	// re-check, never the other way round.
 	var cands, stale []candidate
+	uploads := map[string]*stagedUpload{}
+	var partsObjects []string // hex of every parts object listed
 	err := g.Bucket.List(ctx, "", func(info blob.Info) error {
 		res.Scanned++
 		fam, hex := classify(info.Key)
@@ -202,14 +213,23 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 		case fam == famTombstone:
 			stale = append(stale, candidate{info: info, fam: fam, hex: hex})
 		case fam == famStaged:
-			// A chunked upload's part: nothing refers to it, and only its
-			// age tells an upload in progress from an abandoned one, as
-			// for the drivers' incomplete uploads below.
-			if !info.ModTime.After(start.Add(-max(g.Grace, MinUploadGrace))) {
-				stale = append(stale, candidate{info: info, fam: fam, hex: hex})
-			} else {
-				res.Young++
+			// Decided per upload below, once the parts objects are known.
+			id := strings.SplitN(info.Key, "/", 3)[1]
+			u := uploads[id]
+			if u == nil {
+				u = &stagedUpload{}
+				uploads[id] = u
 			}
+			u.keys = append(u.keys, info)
+			if info.ModTime.After(u.newest) {
+				u.newest = info.ModTime
+			}
+		case fam == famParts && !info.ModTime.Before(cutoff):
+			partsObjects = append(partsObjects, hex)
+			res.Young++
+		case fam == famParts:
+			partsObjects = append(partsObjects, hex)
+			cands = append(cands, candidate{info: info, fam: fam, hex: hex})
 		case !info.ModTime.Before(cutoff):
 			res.Young++
 		default:
@@ -220,6 +240,9 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("gc: listing the bucket: %w", err)
 	}
+	staleStaged, young := g.staleUploads(ctx, start, uploads, partsObjects)
+	stale = append(stale, staleStaged...)
+	res.Young += young
 
 	mk := marker{bucket: g.Bucket, store: blob.NewStore(g.Bucket), index: g.Index}
 	m := newMarks()
@@ -302,6 +325,52 @@ func (g *GC) remove(ctx context.Context, res *GCResult, start time.Time, c candi
 		r.Err = g.Bucket.Delete(ctx, c.info.Key)
 	}
 	g.count(res, r)
+}
+
+// stagedUpload is what the listing found of one chunked OCI upload.
+type stagedUpload struct {
+	keys   []blob.Info
+	newest time.Time
+}
+
+// staleUploads picks the keys of chunked uploads gc removes: those of an
+// upload whose newest key is older than the grace for them (at least
+// registry.UploadTTL: until then a request may still write or link it),
+// except the chunks a parts object names, which hold a blob's bytes. A
+// parts object written after the listing names an upload that was live
+// when the listing began (registry.UploadTTL), so its chunks are not
+// among these. A parts object that cannot be read keeps every upload (the
+// run goes on): what it names is unknown. young counts the keys kept for
+// their age or for a parts object.
+func (g *GC) staleUploads(ctx context.Context, start time.Time, uploads map[string]*stagedUpload, partsObjects []string) (stale []candidate, young int) {
+	named := map[string]bool{}
+	store := blob.NewStore(g.Bucket)
+	for _, h := range partsObjects {
+		parts, err := store.PartsOf(ctx, v1.Hash{Algorithm: "sha256", Hex: h})
+		if errors.Is(err, blob.ErrNotFound) {
+			continue // removed since the listing
+		}
+		if err != nil {
+			for _, u := range uploads {
+				young += len(u.keys)
+			}
+			return nil, young
+		}
+		for _, p := range parts {
+			named[p.Key] = true
+		}
+	}
+	cutoff := start.Add(-max(g.Grace, minStagedGrace))
+	for _, u := range uploads {
+		for _, info := range u.keys {
+			if named[info.Key] || u.newest.After(cutoff) {
+				young++
+				continue
+			}
+			stale = append(stale, candidate{info: info, fam: famStaged})
+		}
+	}
+	return stale, young
 }
 
 // tombstone takes the lease (G1) and writes a tombstone on every digest of

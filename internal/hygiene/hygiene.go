@@ -70,14 +70,15 @@ const (
 	famTombstone          // gc/sha256/<hex>: gc's own, left by a run that failed
 	famLease              // gc/lease
 	famStaged             // uploads/<upload id>/<part>: a chunked OCI upload's chunk or state
+	famParts              // parts/sha256/<hex>: the chunks that hold a blob (registry.PartsKey)
 )
 
 func (f family) String() string {
-	return [...]string{"unknown", "blob", "ref", "signature", "attestation", "scrub-mark", "intent", "tombstone", "lease", "staged-upload"}[f]
+	return [...]string{"unknown", "blob", "ref", "signature", "attestation", "scrub-mark", "intent", "tombstone", "lease", "staged-upload", "parts"}[f]
 }
 
 // classify returns the family of key and the digest hex it belongs to: the
-// blob's own for blobs and scrub marks, the manifest's for signatures and
+// blob's own for blobs, parts objects and scrub marks, the manifest's for signatures and
 // attestations.
 func classify(key string) (family, string) {
 	under := func(prefix string) (string, string, bool) {
@@ -93,6 +94,9 @@ func classify(key string) (family, string) {
 	}
 	if hex, tail, ok := under("blobs/sha256/"); ok && tail == "" {
 		return famBlob, hex
+	}
+	if hex, tail, ok := under("parts/sha256/"); ok && tail == "" {
+		return famParts, hex
 	}
 	if hex, tail, ok := under("scrub/sha256/"); ok && tail == "" {
 		return famScrubMark, hex

@@ -106,6 +106,31 @@ func (s *Scrub) Run(ctx context.Context) (ScrubResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("scrub: %w", err)
 	}
+	// Blobs kept in the chunks of their upload, unless blobs/ holds them
+	// too (reads prefer that one, verified above).
+	err = s.Bucket.List(ctx, "parts/sha256/", func(info blob.Info) error {
+		fam, h := classify(info.Key)
+		if fam != famParts || present[h] {
+			return nil
+		}
+		dgst := v1.Hash{Algorithm: "sha256", Hex: h}
+		size, err := store.VerifyParts(ctx, dgst)
+		switch {
+		case errors.Is(err, blob.ErrNotFound):
+			return nil // removed since the listing (gc)
+		case errors.Is(err, blob.ErrDigestMismatch):
+			bad = append(bad, Finding{Digest: dgst, Problem: Corrupt, Size: size, Detail: err.Error()})
+		case err != nil:
+			return fmt.Errorf("verifying the parts of %s: %w", dgst, err)
+		}
+		present[h] = true
+		res.Checked++
+		res.Bytes += size
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("scrub: %w", err)
+	}
 
 	// Missing: what the versions and refs name that the listing lacked.
 	// A manifest that is itself missing or corrupt cannot be expanded; it

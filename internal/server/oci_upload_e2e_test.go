@@ -13,7 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stagegate/stagegate/client"
 	"github.com/stagegate/stagegate/internal/auth"
+	"github.com/stagegate/stagegate/internal/config"
 	"github.com/stagegate/stagegate/registry"
 )
 
@@ -48,7 +50,11 @@ func TestOCIChunkedUpload(t *testing.T) {
 	for _, kind := range stackKinds(t) {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			s := newStack(t, kind, nil)
+			policy := filepath.Join(t.TempDir(), "staging.yaml")
+			if err := os.WriteFile(policy, []byte("environment: staging\nchecks:\n  - name: promotion-order\n  - name: digest-integrity\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s := newStack(t, kind, func(c *config.Config) { c.Environments[1].Policy = policy })
 			pub := basic(s.key("dev", auth.RolePublisher))
 			repo := s.url + "/v2/dev/team/chunked"
 			blob := randomBytes(t, 3<<20+12345)
@@ -120,6 +126,29 @@ func TestOCIChunkedUpload(t *testing.T) {
 			// The finished upload is gone.
 			if resp, _ := ociSend(t, http.MethodGet, s.url+loc, pub, nil); resp.StatusCode != http.StatusNotFound {
 				t.Errorf("GET of a finished upload = %d, want 404", resp.StatusCode)
+			}
+			// Stream-once: the chunks are the blob, nothing wrote it again.
+			if kind == "embedded" {
+				root := s.cfg.BlobDir("dev")
+				hex := strings.TrimPrefix(dgst, "sha256:")
+				if _, err := os.Stat(filepath.Join(root, "blobs", "sha256", hex)); !os.IsNotExist(err) {
+					t.Errorf("the chunked upload was written again to blobs/sha256/%s (%v)", hex, err)
+				}
+				if _, err := os.Stat(filepath.Join(root, "parts", "sha256", hex)); err != nil {
+					t.Errorf("no parts object for the chunked upload: %v", err)
+				}
+			}
+			// As a version's file it is read, published, promoted (a real
+			// copy in staging) and served there like any other blob.
+			ociPushImage(t, s, pub, "team/chunked-image", "1.0.0", blob)
+			if _, err := s.client(s.key("staging", auth.RolePromoter)).Promote(context.Background(), "staging", client.PromoteRequest{Name: "team/chunked-image", Version: "1.0.0"}); err != nil {
+				t.Fatalf("promoting a version whose file is kept in parts: %v", err)
+			}
+			if resp, got := ociRequest(t, http.MethodGet, s.url+"/v2/staging/team/chunked-image/blobs/"+dgst, basic(s.key("staging", auth.RoleReader))); resp.StatusCode != http.StatusOK || !bytes.Equal(got, blob) {
+				t.Fatalf("GET of the promoted blob = %d, %d bytes", resp.StatusCode, len(got))
+			}
+			if resp, got := ociRequest(t, http.MethodGet, repo+"/blobs/"+dgst, pub, "Range: bytes=1048570-1048580"); resp.StatusCode != http.StatusPartialContent || !bytes.Equal(got, blob[1048570:1048581]) {
+				t.Errorf("range across two chunks = %d %q", resp.StatusCode, got)
 			}
 
 			// Streamed: one PATCH without a length (chunked transfer

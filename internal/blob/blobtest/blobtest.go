@@ -377,6 +377,8 @@ func runStoreCases(t *testing.T, newDriver func(t *testing.T) blob.Driver) {
 		{name: "Objects", run: onStore(testObjects)},
 		{name: "InvalidKeys", run: onStore(testInvalidKeys)},
 		{name: "CorruptionDetected", run: testCorruptionDetected},
+		{name: "BlobInParts", run: onStore(testBlobInParts)},
+		{name: "BlobInPartsCorrupt", run: onStore(testBlobInPartsCorrupt)},
 	}
 	runCases(t, newDriver, cases)
 }
