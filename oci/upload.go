@@ -291,15 +291,41 @@ func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, 
 		return nil, 0, registry.StorageError("storing the blob", err)
 	}
 	cleanup := context.WithoutCancel(ctx)
-	if created {
-		// The chunks are the blob now; only the states go.
+	if created || namesUpload(cleanup, e, dgst, id) {
+		// The chunks are the blob now (also when a retry of this PUT,
+		// racing it, linked them first); only the states go.
 		deleteStates(cleanup, st, id, offset, state.Chunks)
 	} else {
-		// Stored already (another upload of the same bytes): this one's
-		// chunks are not needed.
+		// Stored already from other bytes (another upload of the same
+		// content): this one's chunks are not needed.
 		DiscardUpload(cleanup, e, id, offset)
 	}
 	return nil, offset, nil
+}
+
+// namesUpload reports whether the blob dgst is kept in chunks of the
+// upload id, or whether that cannot be known (then nothing is removed;
+// gc removes the chunks once nothing names them).
+func namesUpload(ctx context.Context, e registry.Env, dgst v1.Hash, id string) bool {
+	pl, ok := e.Blobs().(interface {
+		PartsOf(ctx context.Context, dgst v1.Hash) ([]registry.BlobPart, error)
+	})
+	if !ok {
+		return true
+	}
+	parts, err := pl.PartsOf(ctx, dgst)
+	if errors.Is(err, registry.ErrObjectNotFound) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	for _, p := range parts {
+		if strings.HasPrefix(p.Key, registry.UploadKey(id, "")) {
+			return true
+		}
+	}
+	return false
 }
 
 // DiscardUpload removes what the upload id stored, best effort: gc

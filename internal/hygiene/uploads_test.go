@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,5 +158,50 @@ func TestUploadExpires(t *testing.T) {
 	expired("the end", err)
 	if f.has(registry.PartsKey(registry.DigestOf(data))) {
 		t.Error("an expired upload was linked")
+	}
+}
+
+// TestUploadFinishedTwice: two PUTs ending one upload at once (a client's
+// retry racing its first attempt) both see its state; the one that finds
+// the blob linked already must not remove the chunks the link names.
+func TestUploadFinishedTwice(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	for i := range 20 {
+		data := bytes.Repeat([]byte{byte(i)}, 1<<20+100)
+		up := f.chunkedUpload(data, 2, false)
+		dgst := registry.DigestOf(data)
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, _, err := oci.FinishUpload(ctx, f.env, up.ID, up.Offset, dgst)
+				errs <- err
+			}()
+		}
+		ok := 0
+		for range 2 {
+			var oe *oci.Error
+			switch err := <-errs; {
+			case err == nil:
+				ok++
+			case errors.As(err, &oe) && oe.Code == oci.CodeBlobUploadUnknown:
+				// The other one finished first and removed the states.
+			default:
+				t.Fatalf("finish: %v", err)
+			}
+		}
+		if ok == 0 {
+			t.Fatal("neither finish succeeded")
+		}
+		rc, _, err := f.env.Blobs().OpenBlob(ctx, dgst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("round %d: the blob after two finishes: %v", i, err)
+		}
 	}
 }
