@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -46,6 +47,7 @@ type benchConfig struct {
 	dir                                     string
 	prefix                                  string // bucket name prefix of this run
 	keep                                    bool
+	minioPID                                int // 0: unknown (no MinIO CPU figures)
 }
 
 // row is one line of the result table.
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	rows := fs.String("rows", "small,large,sharded,oci,peer", "rows to run: small, large (publish, pull, promotion, RSS), sharded, oci (chunked upload), peer")
 	fs.StringVar(&cfg.dir, "dir", "", "work directory (default: a fresh one under $TMPDIR, removed afterwards)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory (service logs, data)")
+	minioPID, _ := strconv.Atoi(os.Getenv("STAGEGATE_BENCH_MINIO_PID"))
+	fs.IntVar(&cfg.minioPID, "minio-pid", minioPID, "pid of the MinIO server, for its CPU time and request counts per small publish (scripts/bench.sh sets it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -213,7 +217,10 @@ func (b *bench) small(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "==> small: %d clients × %s of direct PutObject (%s)\n", b.cfg.clients, b.cfg.duration, iec(smallSize))
+	probe := minioProbe{pid: b.cfg.minioPID, endpoint: b.cfg.minioEndpoint}
+	m0 := probe.before(ctx)
 	direct := directSmallPuts(ctx, b.cfg, b.mc, bucket)
+	directCost := perOp(m0, probe.after(ctx), direct.ops)
 	if direct.errors > 0 {
 		return fmt.Errorf("direct PutObject: %d errors, first: %v", direct.errors, direct.firstErr)
 	}
@@ -230,9 +237,17 @@ func (b *bench) small(ctx context.Context) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "==> small: %d clients × %s of publishes on %s\n", b.cfg.clients, b.cfg.duration, bk.name)
+		var m0 minioSample
+		if bk.storage == "minio" {
+			m0 = probe.before(ctx)
+		}
 		res, err := smallPublishes(ctx, b.cfg, svc, token)
 		if err != nil {
 			return err
+		}
+		cost := ""
+		if bk.storage == "minio" {
+			cost = perOp(m0, probe.after(ctx), res.ops)
 		}
 		if res.errors > 0 {
 			fmt.Fprintf(os.Stderr, "    %d failed publishes, first: %v\n", res.errors, res.firstErr)
@@ -240,8 +255,8 @@ func (b *bench) small(ctx context.Context) error {
 		ratio := res.rate() / direct.rate()
 		r := row{
 			name:      "small publish 4 KiB, " + bk.name,
-			stagegate: fmt.Sprintf("%.0f/s p50 %s p99 %s", res.rate(), ms(res.p50), ms(res.p99)),
-			baseline:  fmt.Sprintf("%.0f PutObject/s p50 %s p99 %s", direct.rate(), ms(direct.p50), ms(direct.p99)),
+			stagegate: fmt.Sprintf("%.0f/s p50 %s p99 %s%s", res.rate(), ms(res.p50), ms(res.p99), cost),
+			baseline:  fmt.Sprintf("%.0f PutObject/s p50 %s p99 %s%s", direct.rate(), ms(direct.p50), ms(direct.p99), directCost),
 			ratio:     fmt.Sprintf("%.2f×", ratio),
 		}
 		if bk.storage == "minio" {

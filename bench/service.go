@@ -126,25 +126,11 @@ func (s *service) rss() (int64, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", s.cmd.Process.Pid)
 }
 
-// cpu is the CPU time (user + system) the service has used so far (Linux
-// /proc, in clock ticks of 10 ms). Unlike wall time it barely moves with
-// the load of other processes on a shared machine, so it shows what a
-// change saves when the wall-clock ratios are noise.
-func (s *service) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
+// cpu is the CPU time (user + system) the service has used so far. Unlike
+// wall time it barely moves with the load of other processes on a shared
+// machine, so it shows what a change saves when the wall-clock ratios are
+// noise.
+func (s *service) cpu() time.Duration { return procCPU(s.cmd.Process.Pid) }
 
 // watchRSS samples the service's RSS every 20 ms until stop is called, and
 // returns the peak growth over the RSS at the start.

@@ -21,4 +21,6 @@ start_postgres bench
 
 # The bench program's MinIO and PostgreSQL flags default to the
 # STAGEGATE_TEST_* variables start_minio and start_postgres exported.
-go run ./bench "$@"
+# MinIO's pid: the small-publish rows report its CPU time and requests per
+# operation (its metrics are public in the MinIO start_minio runs).
+STAGEGATE_BENCH_MINIO_PID=$minio_pid go run ./bench "$@"

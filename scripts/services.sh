@@ -52,7 +52,7 @@ start_minio() {
   minio_dir=$(mktemp -d /tmp/stagegate-$1-minio.XXXXXX)
   export MINIO_ROOT_USER=stagegate-$1 MINIO_ROOT_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
   log "starting MinIO on 127.0.0.1:$minio_port"
-  MINIO_BROWSER=off MINIO_UPDATE=off "$GOBIN_DIR/minio" server --quiet --address "127.0.0.1:$minio_port" \
+  MINIO_BROWSER=off MINIO_UPDATE=off MINIO_PROMETHEUS_AUTH_TYPE=public "$GOBIN_DIR/minio" server --quiet --address "127.0.0.1:$minio_port" \
     --console-address "127.0.0.1:$console_port" "$minio_dir" >"$minio_dir.log" 2>&1 &
   minio_pid=$!
   cleanup_cmds+=("kill $minio_pid; wait $minio_pid; rm -rf '$minio_dir' '$minio_dir.log'")
