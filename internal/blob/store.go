@@ -105,13 +105,22 @@ func (s *Store) putSmall(ctx context.Context, dgst v1.Hash, r io.Reader, size in
 	if err != nil {
 		return false, err
 	}
-	err = s.d.Put(ctx, BlobKey(dgst), bytes.NewReader(data), size)
-	if !errors.Is(err, ErrExists) {
-		return err == nil, err
-	}
-	info, err := s.d.Stat(ctx, BlobKey(dgst))
-	if err != nil {
-		return false, err
+	var info Info
+	for attempt := 0; ; attempt++ {
+		err = s.d.Put(ctx, BlobKey(dgst), bytes.NewReader(data), size)
+		if !errors.Is(err, ErrExists) {
+			return err == nil, err
+		}
+		info, err = s.d.Stat(ctx, BlobKey(dgst))
+		if errors.Is(err, ErrNotFound) && attempt < 2 {
+			// Removed between the two (gc collected an orphan): the
+			// bytes are at hand, so write them again.
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		break
 	}
 	if s.suspect(ctx, dgst, info.Size, size) {
 		err := s.replace(ctx, dgst, bytes.NewReader(data), size)
@@ -139,6 +148,11 @@ func (s *Store) putVerified(ctx context.Context, dgst v1.Hash, r io.Reader, size
 // caller knows it by (-1: unknown).
 func (s *Store) existing(ctx context.Context, dgst v1.Hash, size int64) error {
 	info, err := s.d.Stat(ctx, BlobKey(dgst))
+	if errors.Is(err, ErrNotFound) {
+		// Stored when the write found it, gone now: gc collected an
+		// orphan in between. Not missing content: a retry writes it.
+		return fmt.Errorf("blob: %s was removed while this upload found it stored (collected as an orphan); retry: %v", dgst, err)
+	}
 	if err != nil {
 		return err
 	}
