@@ -197,9 +197,6 @@ func (a *API) ociUploadFinish(c *gin.Context, req *request, p oci.Path) error {
 	if err != nil {
 		return err
 	}
-	if err := oci.CheckUpload(ctx, req.env, p.Reference, offset); err != nil {
-		return err
-	}
 	start, _, err := oci.ParseContentRange(c.GetHeader("Content-Range"))
 	if err != nil {
 		return err
@@ -209,6 +206,11 @@ func (a *API) ociUploadFinish(c *gin.Context, req *request, p oci.Path) error {
 		return err
 	}
 	if offset == 0 && hasBody && start <= 0 {
+		// Monolithic: the upload must exist before its body is stored
+		// (the chunked paths below check it themselves).
+		if err := oci.CheckUpload(ctx, req.env, p.Reference, offset); err != nil {
+			return err
+		}
 		if err := a.ociStoreBlobFrom(c, req, p, dgst, body, c.Request.ContentLength); err != nil {
 			return err
 		}
