@@ -241,13 +241,17 @@ func (b *bench) small(ctx context.Context) error {
 		if bk.storage == "minio" {
 			m0 = probe.before(ctx)
 		}
+		cpu0 := svc.cpu()
 		res, err := smallPublishes(ctx, b.cfg, svc, token)
 		if err != nil {
 			return err
 		}
 		cost := ""
+		if res.ops > 0 {
+			cost = fmt.Sprintf("; service %.2f ms CPU per op", float64((svc.cpu()-cpu0).Microseconds())/1000/float64(res.ops))
+		}
 		if bk.storage == "minio" {
-			cost = perOp(m0, probe.after(ctx), res.ops)
+			cost += perOp(m0, probe.after(ctx), res.ops)
 		}
 		if res.errors > 0 {
 			fmt.Fprintf(os.Stderr, "    %d failed publishes, first: %v\n", res.errors, res.firstErr)

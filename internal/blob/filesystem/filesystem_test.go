@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -26,7 +27,16 @@ func newDriver(t *testing.T) *filesystem.Driver {
 }
 
 func TestDriverSuite(t *testing.T) {
+	if runtime.GOOS == "linux" && !filesystem.Anonymous(newDriver(t)) {
+		t.Error("on Linux the driver should write through unnamed files (O_TMPFILE)")
+	}
 	blobtest.RunDriverSuite(t, func(t *testing.T) blob.Driver { return newDriver(t) })
+}
+
+// TestDriverSuiteNamedTemp runs the suite on the path of systems without
+// O_TMPFILE: named temp files.
+func TestDriverSuiteNamedTemp(t *testing.T) {
+	blobtest.RunDriverSuite(t, func(t *testing.T) blob.Driver { return filesystem.WithoutAnonymous(newDriver(t)) })
 }
 
 // TestCorruptFileDetected damages a stored blob on disk, the way bit rot
