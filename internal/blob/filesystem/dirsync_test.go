@@ -1,6 +1,9 @@
 package filesystem
 
 import (
+	"context"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,4 +71,40 @@ func TestDirSyncerRealDirectory(t *testing.T) {
 	}
 	wg.Wait()
 	s.sync(dir + "/missing") // an unopenable directory is not reported, as before
+}
+
+// TestPutSyncsNewDirectories: a Put into directories it creates makes each
+// new directory's entry durable (an fsync of its parent), and the object's
+// entry (an fsync of its own directory); a Put into existing directories
+// syncs only its own.
+func TestPutSyncsNewDirectories(t *testing.T) {
+	for _, anonymous := range []bool{true, false} {
+		d, err := New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.anonymous = d.anonymous && anonymous
+		var mu sync.Mutex
+		var synced []string
+		d.dsync.fsync = func(dir string) {
+			mu.Lock()
+			synced = append(synced, strings.TrimPrefix(strings.TrimPrefix(dir, d.root), "/"))
+			mu.Unlock()
+		}
+		ctx := context.Background()
+		if err := d.Put(ctx, "signatures/sha256/abc/simplesigning/key", strings.NewReader("sig"), 3); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"", "signatures", "signatures/sha256", "signatures/sha256/abc", "signatures/sha256/abc/simplesigning"}
+		if !slices.Equal(synced, want) {
+			t.Errorf("anonymous=%v: first Put synced %q, want %q", anonymous, synced, want)
+		}
+		synced = nil
+		if err := d.Put(ctx, "signatures/sha256/abc/simplesigning/other", strings.NewReader("sig"), 3); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"signatures/sha256/abc/simplesigning"}; !slices.Equal(synced, want) {
+			t.Errorf("anonymous=%v: second Put synced %q, want %q", anonymous, synced, want)
+		}
+	}
 }
