@@ -66,7 +66,8 @@ const maxUploadState = 1 << 20
 // (internal/blob's Store implements it).
 type stagingStore interface {
 	PutStaged(ctx context.Context, key string, r io.Reader, size int64) (int64, error)
-	OpenStaged(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	// OpenStagedParts reads the staged keys of parts one after the other.
+	OpenStagedParts(ctx context.Context, parts []registry.BlobPart) (io.ReadCloser, error)
 	DeleteStaged(ctx context.Context, key string) error
 }
 
@@ -274,10 +275,6 @@ func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, 
 	if got := hex.EncodeToString(h.Sum(nil)); got != dgst.Hex {
 		return nil, 0, CodeDigestInvalid.Errorf("the upload's %d bytes hash to sha256:%s, not %s", offset, got, dgst)
 	}
-	lk, ok := e.Blobs().(linker)
-	if !ok || offset <= MaxRewrittenUpload {
-		return &chunkReader{ctx: ctx, st: st, id: id, chunks: state.Chunks}, offset, nil
-	}
 	parts := make([]registry.BlobPart, len(state.Chunks))
 	for i, c := range state.Chunks {
 		end := offset
@@ -285,6 +282,14 @@ func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, 
 			end = state.Chunks[i+1]
 		}
 		parts[i] = registry.BlobPart{Key: chunkKey(id, c), Size: end - c}
+	}
+	lk, ok := e.Blobs().(linker)
+	if !ok || offset <= MaxRewrittenUpload {
+		rc, err := st.OpenStagedParts(ctx, parts)
+		if err != nil {
+			return nil, 0, registry.StorageError("reading the upload", err)
+		}
+		return rc, offset, nil
 	}
 	created, err := lk.LinkBlob(lctx, dgst, offset, parts)
 	if err != nil {
@@ -356,47 +361,6 @@ func deleteStates(ctx context.Context, st stagingStore, id string, offset int64,
 		}
 		_ = st.DeleteStaged(ctx, stateKey(id, end))
 	}
-}
-
-// chunkReader reads an upload's chunks one after the other.
-type chunkReader struct {
-	ctx    context.Context
-	st     stagingStore
-	id     string
-	chunks []int64
-	cur    io.ReadCloser
-}
-
-func (c *chunkReader) Read(p []byte) (int, error) {
-	for {
-		if c.cur == nil {
-			if len(c.chunks) == 0 {
-				return 0, io.EOF
-			}
-			rc, _, err := c.st.OpenStaged(c.ctx, chunkKey(c.id, c.chunks[0]))
-			if err != nil {
-				return 0, fmt.Errorf("opening chunk at %d of upload %s: %w", c.chunks[0], c.id, err)
-			}
-			c.cur, c.chunks = rc, c.chunks[1:]
-		}
-		n, err := c.cur.Read(p)
-		if err == io.EOF {
-			c.cur.Close()
-			c.cur = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (c *chunkReader) Close() error {
-	if c.cur != nil {
-		return c.cur.Close()
-	}
-	return nil
 }
 
 func readState(ctx context.Context, e registry.Env, id string, offset int64) (uploadState, error) {

@@ -239,13 +239,15 @@ func (s *Store) PutStaged(ctx context.Context, key string, r io.Reader, size int
 	return cr.n, err
 }
 
-// OpenStaged reads a key written by PutStaged.
-func (s *Store) OpenStaged(ctx context.Context, key string) (io.ReadCloser, int64, error) {
-	if !strings.HasPrefix(key, registry.UploadsPrefix) {
-		return nil, 0, fmt.Errorf("%w: %q is not an upload key", ErrInvalidKey, key)
+// OpenStagedParts reads keys written by PutStaged one after the other,
+// unverified (the caller hashed them as they were written).
+func (s *Store) OpenStagedParts(ctx context.Context, parts []Part) (io.ReadCloser, error) {
+	for _, p := range parts {
+		if !strings.HasPrefix(p.Key, registry.UploadsPrefix) {
+			return nil, fmt.Errorf("%w: %q is not an upload key", ErrInvalidKey, p.Key)
+		}
 	}
-	rc, info, err := s.d.Get(ctx, key)
-	return rc, info.Size, err
+	return s.openParts(ctx, partsDoc{Parts: parts}), nil
 }
 
 // DeleteStaged removes a key written by PutStaged (or an upload's state),
