@@ -105,31 +105,14 @@ func (d *Driver) storeAnonymous(ctx context.Context, key, p string, r io.Reader,
 	if err != nil {
 		return fmt.Errorf("filesystem: put %q: %w", key, err)
 	}
-	// Unlinked until the link below: closing it without the link frees it.
+	// Unlinked until placed: closing it without the link frees it.
 	defer f.Close()
-	n, err := io.Copy(f, blob.ContextReader{Ctx: ctx, R: r})
-	if err != nil {
+	if err := fill(ctx, f, r, size); err != nil {
 		return fmt.Errorf("filesystem: put %q: %w", key, err)
 	}
-	if size >= 0 && n != size {
-		return fmt.Errorf("filesystem: put %q: read %d bytes, want %d: %w", key, n, size, io.ErrUnexpectedEOF)
-	}
-	// The mode does not depend on the umask, as with the temp file path.
-	if err := f.Chmod(0o644); err != nil {
+	if err := d.place(p, func() error { return linkAnonymous(f, p) }); err != nil {
 		return fmt.Errorf("filesystem: put %q: %w", key, err)
 	}
-	// Durable before visible: a crash after the link must not leave a torn file.
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("filesystem: put %q: sync: %w", key, err)
-	}
-	dir := filepath.Dir(p)
-	if err := d.mkdirAll(dir); err != nil {
-		return fmt.Errorf("filesystem: put %q: %w", key, err)
-	}
-	if err := linkAnonymous(f, p); err != nil {
-		return fmt.Errorf("filesystem: put %q: %w", key, mapErr(err))
-	}
-	d.dsync.sync(dir)
 	return nil
 }
 
@@ -152,39 +135,57 @@ func (d *Driver) store(ctx context.Context, op, key, p string, r io.Reader, size
 			err = fmt.Errorf("filesystem: %s %q: remove temp: %w", op, key, rerr)
 		}
 	}()
-
-	n, err := io.Copy(f, blob.ContextReader{Ctx: ctx, R: r})
-	if err != nil {
+	if err := fill(ctx, f, r, size); err != nil {
 		return fmt.Errorf("filesystem: %s %q: %w", op, key, err)
-	}
-	if size >= 0 && n != size {
-		return fmt.Errorf("filesystem: %s %q: read %d bytes, want %d: %w", op, key, n, size, io.ErrUnexpectedEOF)
-	}
-	// CreateTemp makes 0600 files; blobs are readable by the operator's tools.
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("filesystem: %s %q: %w", op, key, err)
-	}
-	// Durable before visible: a crash after place must not leave a torn file.
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("filesystem: %s %q: sync: %w", op, key, err)
 	}
 	cerr := f.Close()
 	f = nil
 	if cerr != nil {
 		return fmt.Errorf("filesystem: %s %q: %w", op, key, cerr)
 	}
+	if err := d.place(p, func() error { return place(tmp, p) }); err != nil {
+		return fmt.Errorf("filesystem: %s %q: %w", op, key, err)
+	}
+	return nil
+}
+
+// fill writes r (size bytes, -1 when unknown) to f and makes it durable,
+// with the mode every object has.
+func fill(ctx context.Context, f *os.File, r io.Reader, size int64) error {
+	n, err := io.Copy(f, blob.ContextReader{Ctx: ctx, R: r})
+	if err != nil {
+		return err
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("read %d bytes, want %d: %w", n, size, io.ErrUnexpectedEOF)
+	}
+	// Readable by the operator's tools, whatever the file was created
+	// with (CreateTemp: 0600) and the umask.
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	// Durable before visible: a crash once it is placed must not leave a
+	// torn file.
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	return nil
+}
+
+// place makes a durable file visible at p with link, after creating p's
+// directory, then makes the new directory entry durable too, in one fsync
+// shared with concurrent puts into the same directory (see dirSyncer).
+// Failure of that last fsync cannot be undone (the object is already
+// visible), so it is not reported.
+func (d *Driver) place(p string, link func() error) error {
 	dir := filepath.Dir(p)
 	if err := d.mkdirAll(dir); err != nil {
 		// Typically ENOTDIR: a prefix of key is itself an object.
-		return fmt.Errorf("filesystem: %s %q: %w", op, key, err)
+		return err
 	}
-	if err := place(tmp, p); err != nil {
-		return fmt.Errorf("filesystem: %s %q: %w", op, key, mapErr(err))
+	if err := link(); err != nil {
+		return mapErr(err)
 	}
-	// Make the new directory entry durable too, in one fsync shared with
-	// concurrent puts into the same directory (see dirSyncer). Failure
-	// here cannot be undone (the object is already visible), so it is not
-	// reported.
 	d.dsync.sync(dir)
 	return nil
 }
