@@ -194,6 +194,11 @@ func (s *Store) VerifyParts(ctx context.Context, dgst v1.Hash) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return s.verifyParts(ctx, dgst, doc)
+}
+
+// verifyParts is VerifyParts for the parts object doc already read.
+func (s *Store) verifyParts(ctx context.Context, dgst v1.Hash, doc partsDoc) (int64, error) {
 	rc := s.openParts(ctx, doc)
 	defer rc.Close()
 	h := sha256.New()

@@ -30,8 +30,10 @@ func (s *Store) VerifyBlob(ctx context.Context, dgst v1.Hash) (int64, error) {
 	}
 	rc, info, err := s.d.Get(ctx, BlobKey(dgst))
 	if errors.Is(err, ErrNotFound) {
-		if _, perr := s.readParts(ctx, dgst); !errors.Is(perr, ErrNotFound) {
-			return s.VerifyParts(ctx, dgst)
+		if doc, perr := s.readParts(ctx, dgst); perr == nil {
+			return s.verifyParts(ctx, dgst, doc)
+		} else if !errors.Is(perr, ErrNotFound) {
+			return 0, perr
 		}
 	}
 	if err != nil {
