@@ -91,20 +91,37 @@ func (st uploadState) expiry() time.Time {
 	return time.Unix(0, st.At).Add(registry.UploadTTL / 2)
 }
 
-// live refuses an expired upload (CodeBlobUploadUnknown, as gc may remove
-// it) and returns a context that ends when the upload expires.
-func (st uploadState) live(ctx context.Context, id string) (context.Context, context.CancelFunc, error) {
-	exp := st.expiry()
-	if st.At == 0 || !time.Now().Before(exp) {
-		return nil, nil, CodeBlobUploadUnknown.Errorf("upload %s expired: its last request was over %s ago (start the upload again)", id, registry.UploadTTL/2)
+// check refuses an expired upload (CodeBlobUploadUnknown, as gc may
+// remove it).
+func (st uploadState) check(id string) error {
+	if st.At == 0 || !time.Now().Before(st.expiry()) {
+		return CodeBlobUploadUnknown.Errorf("upload %s expired: its last request was over %s ago (start the upload again)", id, registry.UploadTTL/2)
 	}
-	ctx, cancel := context.WithDeadline(ctx, exp)
+	return nil
+}
+
+// live is check, and returns a context that ends when the upload expires.
+func (st uploadState) live(ctx context.Context, id string) (context.Context, context.CancelFunc, error) {
+	if err := st.check(id); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithDeadline(ctx, st.expiry())
 	return ctx, cancel, nil
+}
+
+// chunkEnd is where chunk i of an upload that reached offset ends: where
+// the next one starts, or offset for the last.
+func chunkEnd(chunks []int64, i int, offset int64) int64 {
+	if i+1 < len(chunks) {
+		return chunks[i+1]
+	}
+	return offset
 }
 
 // linker is a bucket that can keep a blob in parts (internal/blob's Store).
 type linker interface {
 	LinkBlob(ctx context.Context, dgst v1.Hash, size int64, parts []registry.BlobPart) (created bool, err error)
+	PartsOf(ctx context.Context, dgst v1.Hash) ([]registry.BlobPart, error)
 }
 
 // UploadPosition is one chunked upload's place: its id and the offset reached.
@@ -150,11 +167,7 @@ func CheckUpload(ctx context.Context, e registry.Env, id string, offset int64) e
 	if err != nil {
 		return err
 	}
-	_, cancel, err := state.live(ctx, id)
-	if err == nil {
-		cancel()
-	}
-	return err
+	return state.check(id)
 }
 
 // AppendUpload stores r as the chunk of the upload id at offset. start is
@@ -277,11 +290,7 @@ func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, 
 	}
 	parts := make([]registry.BlobPart, len(state.Chunks))
 	for i, c := range state.Chunks {
-		end := offset
-		if i+1 < len(state.Chunks) {
-			end = state.Chunks[i+1]
-		}
-		parts[i] = registry.BlobPart{Key: chunkKey(id, c), Size: end - c}
+		parts[i] = registry.BlobPart{Key: chunkKey(id, c), Size: chunkEnd(state.Chunks, i, offset) - c}
 	}
 	lk, ok := e.Blobs().(linker)
 	if !ok || offset <= MaxRewrittenUpload {
@@ -296,7 +305,7 @@ func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, 
 		return nil, 0, registry.StorageError("storing the blob", err)
 	}
 	cleanup := context.WithoutCancel(ctx)
-	if created || namesUpload(cleanup, e, dgst, id) {
+	if created || namesUpload(cleanup, lk, dgst, id) {
 		// The chunks are the blob now (also when a retry of this PUT,
 		// racing it, linked them first); only the states go.
 		deleteStates(cleanup, st, id, offset, state.Chunks)
@@ -311,14 +320,8 @@ func FinishUpload(ctx context.Context, e registry.Env, id string, offset int64, 
 // namesUpload reports whether the blob dgst is kept in chunks of the
 // upload id, or whether that cannot be known (then nothing is removed;
 // gc removes the chunks once nothing names them).
-func namesUpload(ctx context.Context, e registry.Env, dgst v1.Hash, id string) bool {
-	pl, ok := e.Blobs().(interface {
-		PartsOf(ctx context.Context, dgst v1.Hash) ([]registry.BlobPart, error)
-	})
-	if !ok {
-		return true
-	}
-	parts, err := pl.PartsOf(ctx, dgst)
+func namesUpload(ctx context.Context, lk linker, dgst v1.Hash, id string) bool {
+	parts, err := lk.PartsOf(ctx, dgst)
 	if errors.Is(err, registry.ErrObjectNotFound) {
 		return false
 	}
@@ -355,11 +358,7 @@ func DiscardUpload(ctx context.Context, e registry.Env, id string, offset int64)
 func deleteStates(ctx context.Context, st stagingStore, id string, offset int64, chunks []int64) {
 	_ = st.DeleteStaged(ctx, stateKey(id, 0))
 	for i := range chunks {
-		end := offset
-		if i+1 < len(chunks) {
-			end = chunks[i+1]
-		}
-		_ = st.DeleteStaged(ctx, stateKey(id, end))
+		_ = st.DeleteStaged(ctx, stateKey(id, chunkEnd(chunks, i, offset)))
 	}
 }
 

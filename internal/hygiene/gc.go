@@ -240,11 +240,11 @@ func (g *GC) Run(ctx context.Context) (GCResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("gc: listing the bucket: %w", err)
 	}
-	staleStaged, young := g.staleUploads(ctx, start, uploads, partsObjects)
+	mk := marker{bucket: g.Bucket, store: blob.NewStore(g.Bucket), index: g.Index}
+	staleStaged, young := g.staleUploads(ctx, mk.store, start, uploads, partsObjects)
 	stale = append(stale, staleStaged...)
 	res.Young += young
 
-	mk := marker{bucket: g.Bucket, store: blob.NewStore(g.Bucket), index: g.Index}
 	m := newMarks()
 	if err := mk.mark(ctx, m); err != nil {
 		return res, fmt.Errorf("gc: nothing removed: %w", err)
@@ -342,9 +342,8 @@ type stagedUpload struct {
 // among these. A parts object that cannot be read keeps every upload (the
 // run goes on): what it names is unknown. young counts the keys kept for
 // their age or for a parts object.
-func (g *GC) staleUploads(ctx context.Context, start time.Time, uploads map[string]*stagedUpload, partsObjects []string) (stale []candidate, young int) {
+func (g *GC) staleUploads(ctx context.Context, store *blob.Store, start time.Time, uploads map[string]*stagedUpload, partsObjects []string) (stale []candidate, young int) {
 	named := map[string]bool{}
-	store := blob.NewStore(g.Bucket)
 	for _, h := range partsObjects {
 		parts, err := store.PartsOf(ctx, v1.Hash{Algorithm: "sha256", Hex: h})
 		if errors.Is(err, blob.ErrNotFound) {
