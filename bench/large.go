@@ -236,7 +236,7 @@ func (b *bench) large(ctx context.Context) error {
 		os.RemoveAll(dir)
 	}
 	if b.cfg.rows["oci"] {
-		if err := b.ociChunked(ctx, svc, pubToken, bucket, files); err != nil {
+		if err := b.ociChunked(ctx, svc, pubToken, promoter, bucket, copies, files); err != nil {
 			return err
 		}
 	}

@@ -85,3 +85,17 @@ type VerifyingCopier interface {
 	// becomes visible and its error is returned.
 	CopyVerifiedFrom(ctx context.Context, src Driver, key string, verify func(r io.Reader, size int64) error) (ok bool, err error)
 }
+
+// PartsCopier is a VerifyingCopier that can also join the pieces of a blob
+// kept in parts (parts.go) into one object, so that promoting such a blob
+// costs a backend copy, as a blob under blobs/ does, and not a stream
+// through this process.
+type PartsCopier interface {
+	VerifyingCopier
+	// CopyPartsVerifiedFrom writes dst here from src's objects parts,
+	// joined in order, like CopyVerifiedFrom: create-once, and visible
+	// only after verify returned nil on their joined bytes. ok=false with
+	// a nil error when this pair cannot (as for CopyFrom, or pieces the
+	// backend cannot join); nothing was written, and the caller streams.
+	CopyPartsVerifiedFrom(ctx context.Context, src Driver, parts []Part, dst string, verify func(r io.Reader, size int64) error) (ok bool, err error)
+}

@@ -124,6 +124,23 @@ func (c checked) CopyVerifiedFrom(ctx context.Context, src Driver, key string, v
 	return cp.CopyVerifiedFrom(ctx, unwrap(src), key, verify)
 }
 
+// CopyPartsVerifiedFrom forwards the PartsCopier capability like CopyFrom.
+func (c checked) CopyPartsVerifiedFrom(ctx context.Context, src Driver, parts []Part, dst string, verify func(io.Reader, int64) error) (bool, error) {
+	if err := CheckKey(dst); err != nil {
+		return false, err
+	}
+	for _, p := range parts {
+		if err := CheckKey(p.Key); err != nil {
+			return false, err
+		}
+	}
+	cp, ok := c.d.(PartsCopier)
+	if !ok {
+		return false, nil
+	}
+	return cp.CopyPartsVerifiedFrom(ctx, unwrap(src), parts, dst, verify)
+}
+
 // unwrap returns the driver inside a Checked wrapper, or d itself.
 func unwrap(d Driver) Driver {
 	if c, ok := d.(checked); ok {

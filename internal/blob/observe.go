@@ -95,6 +95,20 @@ func (o observed) CopyVerifiedFrom(ctx context.Context, src Driver, key string, 
 	return done, err
 }
 
+// CopyPartsVerifiedFrom forwards the PartsCopier capability like CopyFrom.
+func (o observed) CopyPartsVerifiedFrom(ctx context.Context, src Driver, parts []Part, dst string, verify func(io.Reader, int64) error) (bool, error) {
+	cp, ok := o.d.(PartsCopier)
+	if !ok {
+		return false, nil
+	}
+	start := time.Now()
+	done, err := cp.CopyPartsVerifiedFrom(ctx, bare(src), parts, dst, verify)
+	if done || err != nil {
+		o.observe(OpCopy, time.Since(start), err)
+	}
+	return done, err
+}
+
 // bare strips the Checked and Observed wrappers from d.
 func bare(d Driver) Driver {
 	for {

@@ -348,8 +348,7 @@ func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.H
 	srcInfo, err := src.d.Stat(ctx, key)
 	if errors.Is(err, ErrNotFound) {
 		if doc, perr := src.readParts(ctx, dgst); perr == nil {
-			// Kept in parts: no backend copies that, so it streams.
-			return s.copyStreamed(ctx, dgst, doc.Size, ready, func() (io.ReadCloser, error) { return src.openParts(ctx, doc), nil })
+			return s.copyParts(ctx, src, dgst, doc, ready)
 		} else if !errors.Is(perr, ErrNotFound) {
 			return false, perr
 		}
@@ -364,18 +363,7 @@ func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.H
 	}
 
 	if cp, ok := s.d.(VerifyingCopier); ok {
-		verify := func(r io.Reader, size int64) error {
-			if size != srcInfo.Size {
-				// Replaced since the stat above; its bytes were verified
-				// by the Store that wrote them, but not against this size.
-				return fmt.Errorf("%w: %s: source has %d bytes, stat said %d", ErrDigestMismatch, dgst, size, srcInfo.Size)
-			}
-			if err := drain(newVerifier(r, dgst, size)); err != nil {
-				return err
-			}
-			return ready(ctx, true)
-		}
-		done, err := cp.CopyVerifiedFrom(ctx, src.d, key, verify)
+		done, err := cp.CopyVerifiedFrom(ctx, src.d, key, verifyThenReady(ctx, dgst, srcInfo.Size, ready))
 		switch {
 		case errors.Is(err, ErrExists):
 			// Another promotion of the same blob won the race.
@@ -399,6 +387,47 @@ func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.H
 	}
 	defer rc.Close()
 	return s.putVerified(ctx, dgst, rc, info.Size)
+}
+
+// verifyThenReady is the verify of a backend copy of the blob dgst of size
+// bytes: the bytes copied must hash to dgst, and then ready decides.
+func verifyThenReady(ctx context.Context, dgst v1.Hash, size int64, ready func(context.Context, bool) error) func(io.Reader, int64) error {
+	return func(r io.Reader, n int64) error {
+		if n != size {
+			// Replaced since it was looked up; its bytes were verified by
+			// the Store that wrote them, but not against this size.
+			return fmt.Errorf("%w: %s: source has %d bytes, not %d", ErrDigestMismatch, dgst, n, size)
+		}
+		if err := drain(newVerifier(r, dgst, n)); err != nil {
+			return err
+		}
+		return ready(ctx, true)
+	}
+}
+
+// copyParts copies the blob dgst, kept in src in the parts doc names, to
+// a content-addressed key of s: joined by the backend while this process
+// verifies (PartsCopier) when the pair can, else streamed.
+func (s *Store) copyParts(ctx context.Context, src *Store, dgst v1.Hash, doc partsDoc, ready func(context.Context, bool) error) (bool, error) {
+	cp, ok := s.d.(PartsCopier)
+	if !ok {
+		return s.copyStreamed(ctx, dgst, doc.Size, ready, func() (io.ReadCloser, error) { return src.openParts(ctx, doc), nil })
+	}
+	if info, err := s.d.Stat(ctx, BlobKey(dgst)); err == nil {
+		return false, sameSize(dgst, info.Size, doc.Size)
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	done, err := cp.CopyPartsVerifiedFrom(ctx, src.d, doc.Parts, BlobKey(dgst), verifyThenReady(ctx, dgst, doc.Size, ready))
+	switch {
+	case errors.Is(err, ErrExists):
+		return false, s.existing(ctx, dgst, doc.Size)
+	case err != nil:
+		return false, fmt.Errorf("blob: copy %s: %w", dgst, err)
+	case done:
+		return true, nil
+	}
+	return s.copyStreamed(ctx, dgst, doc.Size, ready, func() (io.ReadCloser, error) { return src.openParts(ctx, doc), nil })
 }
 
 // drain reads v to its end, returning nil when the verifier's verdict is

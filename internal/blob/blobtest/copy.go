@@ -59,7 +59,7 @@ func RunCopySuite(t *testing.T, path CopyPath, newPair func(t *testing.T) (src, 
 		{name: "Held", run: func(t *testing.T, src, dst *blob.Store) { testCopyHeld(t, src, dst, path) }},
 		{name: "InvalidDigest", run: testCopyInvalidDigest},
 		{name: "Objects", run: testCopyObjects},
-		{name: "FromParts", run: testCopyFromParts},
+		{name: "FromParts", run: func(t *testing.T, src, dst *blob.Store) { testCopyFromParts(t, src, dst, path) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -149,33 +149,50 @@ func testBlobInPartsCorrupt(t *testing.T, s *blob.Store) {
 	}
 }
 
-// testCopyFromParts: promotion of a blob kept in parts streams it,
-// verified, to the target's content-addressed key.
-func testCopyFromParts(t *testing.T, src, dst *blob.Store) {
+// testCopyFromParts: promotion of a blob kept in parts copies it,
+// verified, to the target's content-addressed key: joined by the backend
+// where the pair copies server-side and every piece but the last has the
+// 5 MiB an S3 multipart part needs, streamed otherwise. A damaged piece
+// leaves nothing in the target either way.
+func testCopyFromParts(t *testing.T, src, dst *blob.Store, path CopyPath) {
 	ctx := context.Background()
-	b := linkParts(t, src, 44, partsSizes, -1, -1)
-	calls := 0
-	copied, err := dst.CopyBlobWhen(ctx, src, b.dgst, func(_ context.Context, verified bool) error {
-		calls++
-		if verified {
-			t.Error("ready told verified before the streamed copy read anything")
-		}
-		return nil
-	})
-	if err != nil || !copied || calls != 1 {
-		t.Fatalf("CopyBlobWhen = %v, %v after %d ready calls; want true, nil, 1", copied, err, calls)
+	cases := []struct {
+		name   string
+		sizes  []int64
+		joined bool // the backend joins the pieces
+	}{
+		{"small pieces", partsSizes, false},
+		{"joinable pieces", []int64{5<<20 + 1, 5 << 20, 123}, path == ServerSide},
 	}
-	if _, err := dst.Driver().Stat(ctx, blob.BlobKey(b.dgst)); err != nil {
-		t.Errorf("the target has no blobs/ key: %v", err)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			seed := uint64(44 + 10*i)
+			b := linkParts(t, src, seed, tc.sizes, -1, -1)
+			calls := 0
+			copied, err := dst.CopyBlobWhen(ctx, src, b.dgst, func(_ context.Context, verified bool) error {
+				calls++
+				if verified != tc.joined {
+					t.Errorf("ready told verified=%v, want %v (joined by the backend: %v)", verified, tc.joined, tc.joined)
+				}
+				return nil
+			})
+			if err != nil || !copied || calls != 1 {
+				t.Fatalf("CopyBlobWhen = %v, %v after %d ready calls; want true, nil, 1", copied, err, calls)
+			}
+			if _, err := dst.Driver().Stat(ctx, blob.BlobKey(b.dgst)); err != nil {
+				t.Errorf("the target has no blobs/ key: %v", err)
+			}
+			expectBlob(t, dst, b)
+			if copied, err := dst.CopyBlob(ctx, src, b.dgst); err != nil || copied {
+				t.Errorf("second CopyBlob = %v, %v; want false, nil", copied, err)
+			}
+			for _, damaged := range []int{0, len(tc.sizes) - 1} {
+				bad := linkParts(t, src, seed+1+uint64(damaged), tc.sizes, damaged, -1)
+				if _, err := dst.CopyBlob(ctx, src, bad.dgst); !errors.Is(err, blob.ErrDigestMismatch) {
+					t.Errorf("CopyBlob with piece %d damaged = %v, want ErrDigestMismatch", damaged, err)
+				}
+				assertAbsent(t, dst.Driver(), blob.BlobKey(bad.dgst))
+			}
+		})
 	}
-	expectBlob(t, dst, b)
-	if copied, err := dst.CopyBlob(ctx, src, b.dgst); err != nil || copied {
-		t.Errorf("second CopyBlob = %v, %v; want false, nil", copied, err)
-	}
-
-	bad := linkParts(t, src, 45, partsSizes, 0, -1)
-	if _, err := dst.CopyBlob(ctx, src, bad.dgst); !errors.Is(err, blob.ErrDigestMismatch) {
-		t.Errorf("CopyBlob of damaged parts = %v, want ErrDigestMismatch", err)
-	}
-	assertAbsent(t, dst.Driver(), blob.BlobKey(bad.dgst))
 }

@@ -120,10 +120,10 @@ func TestCopyFromManyParts(t *testing.T) {
 	}
 }
 
-// TestCopyPartsSourceChanged checks the source pin: a copy whose source
+// TestCopyJoinedSourceChanged checks the source pin: a copy whose source
 // no longer has the expected ETag fails (not as ErrExists), is aborted and
 // publishes nothing.
-func TestCopyPartsSourceChanged(t *testing.T) {
+func TestCopyJoinedSourceChanged(t *testing.T) {
 	src, dst := newDriver(t), newDriver(t)
 	dst.copyPartSize = minPartSize
 	ctx := context.Background()
@@ -133,9 +133,10 @@ func TestCopyPartsSourceChanged(t *testing.T) {
 	}
 	drain := func(r io.Reader, _ int64) error { _, err := io.Copy(io.Discard, r); return err }
 	for _, verify := range []func(io.Reader, int64) error{nil, drain} {
-		err := dst.copyParts(ctx, src, key, 2*minPartSize+1, "0123456789abcdef0123456789abcdef", verify)
+		stale := []copySource{{key: key, size: 2*minPartSize + 1, etag: "0123456789abcdef0123456789abcdef"}}
+		err := dst.copyJoined(ctx, src, stale, key, verify)
 		if err == nil || errors.Is(err, blob.ErrExists) {
-			t.Fatalf("copyParts (verify %v) with a stale ETag = %v, want a source-changed error", verify != nil, err)
+			t.Fatalf("copyJoined (verify %v) with a stale ETag = %v, want a source-changed error", verify != nil, err)
 		}
 		if _, err := dst.Stat(ctx, key); !errors.Is(err, blob.ErrNotFound) {
 			t.Errorf("after a failed copy Stat = %v, want ErrNotFound", err)

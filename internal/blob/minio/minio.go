@@ -132,6 +132,7 @@ var (
 	_ blob.Driver          = (*Driver)(nil)
 	_ blob.Copier          = (*Driver)(nil)
 	_ blob.VerifyingCopier = (*Driver)(nil)
+	_ blob.PartsCopier     = (*Driver)(nil)
 )
 
 // New connects to cfg.Endpoint and checks that the bucket exists, creating it
@@ -502,37 +503,127 @@ func (d *Driver) CopyVerifiedFrom(ctx context.Context, src blob.Driver, key stri
 	if err != nil {
 		return false, fmt.Errorf("minio: copy %q: %w", key, mapErr(err))
 	}
-	if oi.Size == 0 {
-		// Nothing to copy, and a multipart upload cannot hold an empty
-		// range; a conditional empty PUT is the same object. The stat said
-		// the source is empty, which is all there is to verify.
-		if verify != nil {
-			if err := verify(bytes.NewReader(nil), 0); err != nil {
-				return false, err
-			}
-		}
-		if err := d.Put(ctx, key, bytes.NewReader(nil), 0); err != nil {
-			return false, err
-		}
-		return true, nil
-	}
-	if err := d.copyParts(ctx, s, key, oi.Size, oi.ETag, verify); err != nil {
+	sources := []copySource{{key: key, size: oi.Size, etag: oi.ETag}}
+	if err := d.copyJoined(ctx, s, sources, key, verify); err != nil {
 		return false, fmt.Errorf("minio: copy %q from bucket %q: %w", key, s.bucket, err)
 	}
 	return true, nil
 }
 
-// copyParts copies size bytes of src's key into d's bucket under the same
-// key with conditional multipart copy. etag pins the source version: were
-// the source replaced mid-copy, ranges of two objects would be mixed. When
-// verify is set, it reads the same version of the source concurrently, and
-// the upload completes only when it returned nil.
-func (d *Driver) copyParts(ctx context.Context, src *Driver, key string, size int64, etag string, verify func(io.Reader, int64) error) (err error) {
-	partSize := max(d.copyPartSize, (size+maxParts-1)/maxParts)
-	if partSize > maxCopyPart {
-		return fmt.Errorf("object of %d bytes is over the S3 limit of %d×%d", size, maxParts, int64(maxCopyPart))
+// CopyPartsVerifiedFrom implements blob.PartsCopier: like
+// CopyVerifiedFrom, but the new object dst joins src's objects parts in
+// order, each range an UploadPartCopy of one of them, and verify reads
+// them one after the other. S3 wants every part of an upload but the last
+// to hold at least 5 MiB, so pieces smaller than that, except the last,
+// cannot be joined: ok=false, and the caller streams.
+func (d *Driver) CopyPartsVerifiedFrom(ctx context.Context, src blob.Driver, parts []blob.Part, dst string, verify func(io.Reader, int64) error) (bool, error) {
+	s, ok := src.(*Driver)
+	if !ok || s.server != d.server || len(parts) == 0 {
+		return false, nil
 	}
-	id, err := d.core.NewMultipartUpload(ctx, d.bucket, key, createOnce())
+	if err := blob.CheckKey(dst); err != nil {
+		return false, err
+	}
+	for _, p := range parts[:len(parts)-1] {
+		if p.Size < minPartSize {
+			return false, nil
+		}
+	}
+	sources := make([]copySource, len(parts))
+	for i, p := range parts {
+		if err := blob.CheckKey(p.Key); err != nil {
+			return false, err
+		}
+		oi, err := s.core.StatObject(ctx, s.bucket, p.Key, miniogo.StatObjectOptions{})
+		if err != nil {
+			return false, fmt.Errorf("minio: copy %q: part %q: %w", dst, p.Key, mapErr(err))
+		}
+		if oi.Size != p.Size {
+			return false, fmt.Errorf("minio: copy %q: part %q has %d bytes, not %d: %w", dst, p.Key, oi.Size, p.Size, blob.ErrDigestMismatch)
+		}
+		sources[i] = copySource{key: p.Key, size: oi.Size, etag: oi.ETag}
+	}
+	if len(copyRanges(sources, d.copyPartSize)) > maxParts {
+		return false, nil
+	}
+	if err := d.copyJoined(ctx, s, sources, dst, verify); err != nil {
+		return false, fmt.Errorf("minio: copy %q from bucket %q: %w", dst, s.bucket, err)
+	}
+	return true, nil
+}
+
+// copySource is one object a copy reads, pinned to its ETag: were it
+// replaced mid-copy, ranges of two objects would be mixed.
+type copySource struct {
+	key  string
+	size int64
+	etag string
+}
+
+// copyRange is one UploadPartCopy: length bytes of source src from off.
+type copyRange struct {
+	src         int
+	off, length int64
+}
+
+// copyRanges cuts sources into ranges of about partSize, each within one
+// source (a part copies a range of one object). A short tail of a source
+// that is not the last joins the range before it, so that every range but
+// the last holds at least minPartSize (the caller checked that every such
+// source does).
+func copyRanges(sources []copySource, partSize int64) []copyRange {
+	partSize = max(partSize, (total(sources)+maxParts-1)/maxParts)
+	var out []copyRange
+	for i, s := range sources {
+		for off := int64(0); off < s.size; off += partSize {
+			n := min(partSize, s.size-off)
+			if rest := s.size - off - n; i < len(sources)-1 && rest > 0 && rest < minPartSize {
+				n += rest
+			}
+			out = append(out, copyRange{src: i, off: off, length: n})
+			if off+n == s.size {
+				break
+			}
+		}
+	}
+	return out
+}
+
+func total(sources []copySource) int64 {
+	var n int64
+	for _, s := range sources {
+		n += s.size
+	}
+	return n
+}
+
+// copyJoined writes dst in d's bucket from src's sources, in order, with
+// a conditional multipart upload of server-side range copies. When verify
+// is set, it reads the same versions of the sources, one after the other,
+// concurrently, and the upload completes only when it returned nil.
+func (d *Driver) copyJoined(ctx context.Context, src *Driver, sources []copySource, dst string, verify func(io.Reader, int64) error) (err error) {
+	size := total(sources)
+	if size == 0 {
+		// Nothing to copy, and a multipart upload cannot hold an empty
+		// range; a conditional empty PUT is the same object. The stat said
+		// the source is empty, which is all there is to verify.
+		if verify != nil {
+			if err := verify(bytes.NewReader(nil), 0); err != nil {
+				return err
+			}
+		}
+		return d.Put(ctx, dst, bytes.NewReader(nil), 0)
+	}
+	ranges := copyRanges(sources, d.copyPartSize)
+	if len(ranges) > maxParts {
+		return fmt.Errorf("object of %d bytes in %d ranges is over the S3 limit of %d parts", size, len(ranges), maxParts)
+	}
+	for _, r := range ranges {
+		if r.length > maxCopyPart {
+			return fmt.Errorf("a range of %d bytes is over the S3 limit of %d", r.length, int64(maxCopyPart))
+		}
+	}
+	id, err := d.core.NewMultipartUpload(ctx, d.bucket, dst, createOnce())
 	if err != nil {
 		return mapErr(err)
 	}
@@ -540,31 +631,31 @@ func (d *Driver) copyParts(ctx context.Context, src *Driver, key string, size in
 		if err != nil {
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 			defer cancel()
-			if aerr := d.core.AbortMultipartUpload(actx, d.bucket, key, id); aerr != nil {
+			if aerr := d.core.AbortMultipartUpload(actx, d.bucket, dst, id); aerr != nil {
 				err = fmt.Errorf("%w (and aborting upload %s failed: %v)", err, id, aerr)
 			}
 		}
 	}()
 
-	n := int((size + partSize - 1) / partSize)
-	parts := make([]miniogo.CompletePart, n)
+	parts := make([]miniogo.CompletePart, len(ranges))
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, d.threads)
-		cond = map[string]string{"x-amz-copy-source-if-match": etag}
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, d.threads)
 	)
 	if verify != nil {
 		// The verifying read runs beside the ranges, not in one of their
 		// slots: it is the longest stream of the copy.
 		wg.Go(func() {
-			if verr := src.verifyVersion(pctx, key, size, etag, verify); verr != nil {
-				cancel(verr)
+			rc := src.openVersions(pctx, sources)
+			defer rc.Close()
+			if verr := verify(rc, size); verr != nil {
+				cancel(fmt.Errorf("verifying read: %w", verr))
 			}
 		})
 	}
-	for i := range n {
+	for i, r := range ranges {
 		select {
 		case sem <- struct{}{}:
 		case <-pctx.Done():
@@ -574,8 +665,9 @@ func (d *Driver) copyParts(ctx context.Context, src *Driver, key string, size in
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			off := int64(i) * partSize
-			p, perr := d.core.CopyObjectPart(pctx, src.bucket, key, d.bucket, key, id, i+1, off, min(partSize, size-off), cond)
+			s := sources[r.src]
+			cond := map[string]string{"x-amz-copy-source-if-match": s.etag}
+			p, perr := d.core.CopyObjectPart(pctx, src.bucket, s.key, d.bucket, dst, id, i+1, r.off, r.length, cond)
 			if perr != nil {
 				if miniogo.ToErrorResponse(perr).StatusCode == http.StatusPreconditionFailed {
 					// The source condition failed, not our create-once one
@@ -596,28 +688,65 @@ func (d *Driver) copyParts(ctx context.Context, src *Driver, key string, size in
 	}
 	// As in Put: the condition is what makes a racing copy or upload of the
 	// same key fail here instead of being overwritten.
-	if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, key, id, parts, createOnce()); err != nil {
+	if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, dst, id, parts, createOnce()); err != nil {
 		return mapErr(err)
 	}
 	return nil
 }
 
-// verifyVersion streams the version etag of key to verify. A source that
-// was replaced since the stat fails here (412) as the copy ranges would.
-func (d *Driver) verifyVersion(ctx context.Context, key string, size int64, etag string, verify func(io.Reader, int64) error) error {
-	opts := miniogo.GetObjectOptions{}
-	if err := opts.SetMatchETag(etag); err != nil {
-		return err
-	}
-	rc, _, _, err := d.core.GetObject(ctx, d.bucket, key, opts)
-	if err != nil {
-		if miniogo.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
-			return fmt.Errorf("verifying read: source object changed during the copy: %w", err)
+// openVersions reads sources, one after the other, each a GET pinned to
+// its ETag: a source replaced since its stat fails the read (412) as the
+// copy ranges would.
+func (d *Driver) openVersions(ctx context.Context, sources []copySource) io.ReadCloser {
+	return &versionsReader{ctx: ctx, d: d, left: sources}
+}
+
+type versionsReader struct {
+	ctx  context.Context
+	d    *Driver
+	left []copySource
+	cur  io.ReadCloser
+}
+
+func (v *versionsReader) Read(p []byte) (int, error) {
+	for {
+		if v.cur == nil {
+			if len(v.left) == 0 {
+				return 0, io.EOF
+			}
+			s := v.left[0]
+			v.left = v.left[1:]
+			opts := miniogo.GetObjectOptions{}
+			if err := opts.SetMatchETag(s.etag); err != nil {
+				return 0, err
+			}
+			rc, _, _, err := v.d.core.GetObject(v.ctx, v.d.bucket, s.key, opts)
+			if err != nil {
+				if miniogo.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
+					return 0, fmt.Errorf("source object %q changed during the copy: %w", s.key, err)
+				}
+				return 0, mapErr(err)
+			}
+			v.cur = rc
 		}
-		return fmt.Errorf("verifying read: %w", mapErr(err))
+		n, err := v.cur.Read(p)
+		if err == io.EOF {
+			v.cur.Close()
+			v.cur = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
 	}
-	defer rc.Close()
-	return verify(rc, size)
+}
+
+func (v *versionsReader) Close() error {
+	if v.cur != nil {
+		return v.cur.Close()
+	}
+	return nil
 }
 
 // Ping implements blob.Driver: the server answers and the bucket is there.
