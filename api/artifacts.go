@@ -8,13 +8,16 @@ import (
 
 // PublishRequest is the body of PUT
 // /v1/environments/{env}/artifacts/{name}/-/versions/{version}. The blobs
-// of Files must have been uploaded first.
+// of Files must have been uploaded first, except those whose bytes are in
+// Contents (by file path; base64 in JSON; registry.MaxInlineContents in
+// all), which the service stores with the version.
 type PublishRequest struct {
 	Kind         string                 `json:"kind"`
 	Files        []registry.File        `json:"files"`
 	Labels       map[string]string      `json:"labels,omitempty"`
 	SourceCommit string                 `json:"sourceCommit,omitempty"`
 	CISignatures []registry.CISignature `json:"ciSignatures,omitempty"`
+	Contents     map[string][]byte      `json:"contents,omitempty"`
 }
 
 // PublishResponse answers a publish; Created is false when the identical

@@ -105,9 +105,10 @@ func directSmallPuts(ctx context.Context, cfg *benchConfig, mc *miniogo.Client, 
 }
 
 // smallPublishes is clients goroutines publishing 4 KiB agent configs over
-// the REST API: PUT the blob, PUT the version (what `stagegate push` of one
-// small file sends). Each client has its own publisher key, as the jobs of
-// a CI fleet do: one key would be held to the per-key request rate.
+// the REST API as `stagegate push` of one small file does: one PUT of the
+// version carrying the file's bytes (contents). Each client has its own
+// publisher key, as the jobs of a CI fleet do: one key would be held to
+// the per-key request rate.
 func smallPublishes(ctx context.Context, cfg *benchConfig, svc *service, adminToken string) (loadResult, error) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.clients * 2}}
 	admin := client.New(svc.url, adminToken, hc)
@@ -125,12 +126,10 @@ func smallPublishes(ctx context.Context, cfg *benchConfig, svc *service, adminTo
 		data := smallContent(run, w, i)
 		sum := sha256.Sum256(data)
 		dgst := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-		if _, err := c.UploadBlob(ctx, "dev", dgst, bytes.NewReader(data), int64(len(data))); err != nil {
-			return err
-		}
 		_, err := c.Publish(ctx, "dev", "bench/"+run+"/agent-"+strconv.Itoa(w), "1.0."+strconv.Itoa(i), client.PublishRequest{
-			Kind:  string(registry.KindAgentConfig),
-			Files: []registry.File{{Path: "agent.json", Digest: dgst, Size: int64(len(data)), MediaType: "application/json"}},
+			Kind:     string(registry.KindAgentConfig),
+			Files:    []registry.File{{Path: "agent.json", Digest: dgst, Size: int64(len(data)), MediaType: "application/json"}},
+			Contents: map[string][]byte{"agent.json": data},
 		})
 		return err
 	}), nil

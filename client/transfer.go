@@ -1,15 +1,18 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -125,6 +128,8 @@ const hashProgressMin = 64 << 20
 
 // Push hashes files, uploads the blobs the server lacks (each streamed once,
 // straight to its content-addressed key), then publishes name@version.
+// Small files (up to inlineFile, registry.MaxInlineContents in all) are
+// not uploaded apart: their bytes go inside the publish request.
 //
 // Files are hashed in order by one goroutine while the files before them
 // upload, so that a sharded model costs the hashing of its first shard
@@ -164,6 +169,14 @@ func (c *Client) Push(ctx context.Context, env, name, version string, files []Lo
 		}
 		f.Digest, f.Size = h.dgst, h.size
 		req.Files = append(req.Files, registry.File{Path: f.Path, Digest: h.dgst, Size: h.size, MediaType: f.MediaType})
+		if h.content != nil {
+			// Sent with the version: no upload of its own.
+			if req.Contents == nil {
+				req.Contents = map[string][]byte{}
+			}
+			req.Contents[f.Path] = h.content
+			continue
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-uctx.Done():
@@ -189,7 +202,52 @@ func (c *Client) Push(ctx context.Context, env, name, version string, files []Lo
 	if err := context.Cause(uctx); err != nil {
 		return PublishResponse{}, err
 	}
-	return c.Publish(ctx, env, name, version, req)
+	inline := req.Contents
+	res, err := c.Publish(ctx, env, name, version, req)
+	if len(inline) > 0 && refusesContents(err) {
+		// A server older than inline contents: upload them as blobs.
+		if err := c.uploadContents(ctx, env, req.Files, req.Contents); err != nil {
+			return PublishResponse{}, err
+		}
+		req.Contents = nil
+		res, err = c.Publish(ctx, env, name, version, req)
+	}
+	if err == nil && opts.Progress != nil {
+		for _, f := range files {
+			if _, ok := inline[f.Path]; ok {
+				opts.Progress(f, true)
+			}
+		}
+	}
+	return res, err
+}
+
+// inlineFile is the largest file Push sends inside the publish request
+// (PublishRequest.Contents, at most registry.MaxInlineContents in all)
+// instead of uploading it first: a small publish, a config or a feature
+// definition, is then one request, and the service stores the blob
+// without first looking up an uploaded one (issue #18).
+const inlineFile = 256 << 10
+
+// refusesContents reports whether err is a server's refusal of the
+// contents field it does not know.
+func refusesContents(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == "invalid_request" && strings.Contains(ae.Message, `"contents"`)
+}
+
+// uploadContents uploads the inline contents as blobs.
+func (c *Client) uploadContents(ctx context.Context, env string, files []registry.File, contents map[string][]byte) error {
+	for _, f := range files {
+		data, ok := contents[f.Path]
+		if !ok {
+			continue
+		}
+		if _, err := c.UploadBlob(ctx, env, f.Digest, bytes.NewReader(data), int64(len(data))); err != nil {
+			return fmt.Errorf("uploading %s: %w", f.Path, err)
+		}
+	}
+	return nil
 }
 
 // pushConcurrency is how many files Push uploads at once. Two fill the
@@ -200,11 +258,13 @@ func (c *Client) Push(ctx context.Context, env, name, version string, files []Lo
 // cores and disk.
 const pushConcurrency = 2
 
-// hashed is the digest and size of one file, or why it has none.
+// hashed is the digest and size of one file, or why it has none, and its
+// bytes when they go inline.
 type hashed struct {
-	dgst v1.Hash
-	size int64
-	err  error
+	dgst    v1.Hash
+	size    int64
+	content []byte
+	err     error
 }
 
 // hashAhead hashes files in order in a goroutine and delivers each result
@@ -217,9 +277,13 @@ func hashAhead(ctx context.Context, files []LocalFile, p Progress) []chan hashed
 		out[i] = make(chan hashed, 1)
 	}
 	go func() {
+		budget := int64(registry.MaxInlineContents)
 		for i, f := range files {
 			var h hashed
 			switch {
+			case f.Size <= inlineFile && f.Size <= budget:
+				h = readInline(f, budget)
+				budget -= int64(len(h.content))
 			case f.Digest.Hex != "":
 				// Known from a checksum file: the server verifies the
 				// bytes against it as they stream, so a wrong or stale
@@ -237,6 +301,32 @@ func hashAhead(ctx context.Context, files []LocalFile, p Progress) []chan hashed
 		}
 	}()
 	return out
+}
+
+// readInline reads a small file whole for PublishRequest.Contents, with
+// its digest: the one a checksum file gave (the service checks the bytes
+// against it) or the bytes' own. A file that grew past budget since it was
+// listed is hashed from disk and uploaded instead.
+func readInline(f LocalFile, budget int64) hashed {
+	fh, err := os.Open(f.Disk)
+	if err != nil {
+		return hashed{err: err}
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, min(budget, inlineFile)+1))
+	if err != nil {
+		return hashed{err: err}
+	}
+	if int64(len(data)) > min(budget, inlineFile) {
+		var h hashed
+		h.dgst, h.size, h.err = HashFile(f.Disk)
+		return h
+	}
+	h := hashed{dgst: f.Digest, size: int64(len(data)), content: data}
+	if h.dgst.Hex == "" {
+		h.dgst = registry.DigestOf(data)
+	}
+	return h
 }
 
 // smallUpload is the largest file Push uploads without asking first

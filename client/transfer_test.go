@@ -14,20 +14,25 @@ import (
 	"testing"
 )
 
-// TestPushAsksOnlyForLargeFiles: a small file is uploaded straight away
-// (the server answers a repeat with created=false), a large one only after
-// a HEAD says the server lacks it.
+// TestPushAsksOnlyForLargeFiles: a small file goes inside the publish
+// request (against a server that does not know inline contents, it is
+// uploaded and the publish sent again), a middle-sized one is uploaded
+// straight away (the server answers a repeat with created=false), a large
+// one only after a HEAD says the server lacks it.
 func TestPushAsksOnlyForLargeFiles(t *testing.T) {
 	tests := []struct {
-		name   string
-		size   int
-		stored bool // the server already has the blob
-		want   []string
+		name      string
+		size      int
+		stored    bool // the server already has the blob
+		oldServer bool // the server refuses the contents field
+		want      []string
 	}{
-		{"small new", 4 << 10, false, []string{"PUT blob", "PUT version"}},
-		{"small stored", 4 << 10, true, []string{"PUT blob", "PUT version"}},
-		{"large new", smallUpload + 1, false, []string{"HEAD blob", "PUT blob", "PUT version"}},
-		{"large stored", smallUpload + 1, true, []string{"HEAD blob", "PUT version"}},
+		{"small", 4 << 10, false, false, []string{"PUT version+contents"}},
+		{"small, old server", 4 << 10, false, true, []string{"PUT version+contents", "PUT blob", "PUT version"}},
+		{"middle new", inlineFile + 1, false, false, []string{"PUT blob", "PUT version"}},
+		{"middle stored", inlineFile + 1, true, false, []string{"PUT blob", "PUT version"}},
+		{"large new", smallUpload + 1, false, false, []string{"HEAD blob", "PUT blob", "PUT version"}},
+		{"large stored", smallUpload + 1, true, false, []string{"HEAD blob", "PUT version"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,11 +45,17 @@ func TestPushAsksOnlyForLargeFiles(t *testing.T) {
 				if strings.Contains(r.URL.Path, "/blobs/") {
 					what = "blob"
 				}
-				io.Copy(io.Discard, r.Body)
+				body, _ := io.ReadAll(r.Body)
+				if what == "version" && strings.Contains(string(body), `"contents"`) {
+					what += "+contents"
+				}
 				mu.Lock()
 				got = append(got, r.Method+" "+what)
 				mu.Unlock()
 				switch {
+				case what == "version+contents" && tt.oldServer:
+					w.WriteHeader(http.StatusBadRequest)
+					io.WriteString(w, `{"error":{"code":"invalid_request","message":"invalid JSON body: json: unknown field \"contents\""}}`)
 				case r.Method == http.MethodHead && !tt.stored:
 					w.WriteHeader(http.StatusNotFound)
 				case r.Method == http.MethodHead:
@@ -78,7 +89,7 @@ func TestPushAsksOnlyForLargeFiles(t *testing.T) {
 				t.Errorf("requests %q, want %q", got, tt.want)
 			}
 			if len(uploaded) != 1 || uploaded[0] == tt.stored {
-				t.Errorf("progress reported uploaded=%v, want %v", uploaded, !tt.stored)
+				t.Errorf("progress reported uploaded=%v, want [%v]", uploaded, !tt.stored)
 			}
 		})
 	}

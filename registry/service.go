@@ -119,7 +119,16 @@ type PublishRequest struct {
 	// CISignatures are the publisher's CI signatures (cosign sign-blob
 	// output) over the manifest or over files.
 	CISignatures []CISignature
+	// Contents are the bytes of small files, by path, sent with the
+	// version instead of uploaded before it (at most MaxInlineContents in
+	// all): a small publish is then one request, and the service stores
+	// those blobs itself instead of looking up uploaded ones.
+	Contents map[string][]byte
 }
+
+// MaxInlineContents bounds the bytes of all PublishRequest.Contents of one
+// publish (base64 in the JSON body makes them a third larger).
+const MaxInlineContents = 1 << 20
 
 // CISignature is one CI signature in a publish request. Subject is
 // SubjectManifest or a file path.
@@ -166,6 +175,10 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 	if err != nil {
 		return PublishResult{}, err
 	}
+	contents, err := checkContents(files, req.Contents)
+	if err != nil {
+		return PublishResult{}, err
+	}
 	built, err := BuildManifest(Config{Kind: kind, Name: name, Version: ver.Canonical, SourceCommit: req.SourceCommit, Labels: req.Labels}, files)
 	if err != nil {
 		return PublishResult{}, err
@@ -181,7 +194,7 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 	// protects nothing: the index names the blobs, or nothing does.
 	defer e.Metadata().DeleteIntent(context.WithoutCancel(ctx), intentID) // best effort: gc removes stale ones
 
-	if err := s.statFiles(ctx, e, files); err != nil {
+	if err := s.statFiles(ctx, e, files, contents); err != nil {
 		return PublishResult{}, err
 	}
 	if err := s.checkKind(ctx, e, name, kind); err != nil {
@@ -191,7 +204,7 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 	if err != nil {
 		return PublishResult{}, err
 	}
-	envSig, err := s.storeImmutables(ctx, e, name, built)
+	envSig, err := s.storeImmutables(ctx, e, name, built, inlineFiles(files, contents))
 	if err != nil {
 		return PublishResult{}, err
 	}
@@ -237,20 +250,88 @@ func (s *Service) Publish(ctx context.Context, e Env, by audit.Actor, req Publis
 	return PublishResult{Record: stored, Created: created}, nil
 }
 
-// storeImmutables writes the config and manifest blobs and the
-// environment's signature object of a version about to be committed. They
-// are independent, content-addressed, create-once objects, so they are
-// written concurrently: a small publish then waits for one storage round
-// trip instead of one per object. Nothing points at them until the index
-// commit, which runs only after all three are stored, so an interrupted
-// publish leaves nothing visible and a retry finds them in place.
-func (s *Service) storeImmutables(ctx context.Context, e Env, name string, built Built) (Signature, error) {
+// inlineFile is a file of a publish whose bytes came with it.
+type inlineFile struct {
+	File
+	content []byte
+}
+
+func inlineFiles(files []File, contents map[string][]byte) []inlineFile {
+	var out []inlineFile
+	for _, f := range files {
+		if data, ok := contents[f.Path]; ok {
+			out = append(out, inlineFile{File: f, content: data})
+		}
+	}
+	return out
+}
+
+// checkContents refuses inline contents that name no listed file, are too
+// large in all, or are not the bytes their file's digest and size name;
+// all of it before anything is stored. It returns them by canonical path.
+func checkContents(files []File, contents map[string][]byte) (map[string][]byte, error) {
+	if len(contents) == 0 {
+		return nil, nil
+	}
+	byPath := make(map[string]File, len(files))
+	for _, f := range files {
+		byPath[f.Path] = f
+	}
+	out := make(map[string][]byte, len(contents))
+	total := 0
+	for given, data := range contents {
+		path, err := ParseFilePath(given)
+		if err != nil {
+			return nil, err
+		}
+		f, ok := byPath[path]
+		if !ok {
+			return nil, CodeInvalidRequest.Errorf("contents name %q, which is not a listed file", truncateName(given))
+		}
+		if _, dup := out[path]; dup {
+			return nil, CodeInvalidRequest.Errorf("contents name file %q twice", path)
+		}
+		total += len(data)
+		if total > MaxInlineContents {
+			return nil, CodeTooLarge.Errorf("contents hold over %d bytes: upload larger files as blobs first", MaxInlineContents)
+		}
+		if int64(len(data)) != f.Size || DigestOf(data) != f.Digest {
+			return nil, CodeDigestMismatch.Errorf("the contents of file %q do not match its digest %s and size %d", path, f.Digest, f.Size).
+				WithDetails(map[string]string{"path": path, "digest": f.Digest.String()})
+		}
+		out[path] = data
+	}
+	return out, nil
+}
+
+func truncateName(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
+}
+
+// storeImmutables writes the config and manifest blobs, the environment's
+// signature objects and the blobs of files sent inline, for a version
+// about to be committed. They are independent, content-addressed,
+// create-once objects, so they are written concurrently: a small publish
+// then waits for one storage round trip instead of one per object.
+// Nothing points at them until the index commit, which runs only after all
+// are stored, so an interrupted publish leaves nothing visible and a retry
+// finds them in place.
+func (s *Service) storeImmutables(ctx context.Context, e Env, name string, built Built, inline []inlineFile) (Signature, error) {
 	var (
 		wg               sync.WaitGroup
 		configErr, mfErr error
 		envSig           Signature
 		sigErr           error
+		inlineErrs       = make([]error, len(inline))
 	)
+	for i, f := range inline {
+		wg.Go(func() {
+			_, inlineErrs[i] = s.UploadBlob(ctx, e, f.Digest, bytes.NewReader(f.content), f.Size)
+		})
+	}
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -265,6 +346,11 @@ func (s *Service) storeImmutables(ctx context.Context, e Env, name string, built
 		envSig, sigErr = e.SignManifest(ctx, name, built.ManifestDigest, built.Manifest, s.now())
 	}()
 	wg.Wait()
+	for _, err := range inlineErrs {
+		if err != nil {
+			return Signature{}, err
+		}
+	}
 	switch {
 	case configErr != nil:
 		return Signature{}, StorageError("storing config", configErr)
@@ -434,10 +520,14 @@ func (s *Service) parseFiles(in []File) ([]File, error) {
 	return out, nil
 }
 
-// statFiles confirms every file's blob is stored with the declared size,
-// so a version never points at missing content.
-func (s *Service) statFiles(ctx context.Context, e Env, files []File) error {
+// statFiles confirms every uploaded file's blob is stored with the
+// declared size, so a version never points at missing content. Files sent
+// inline are stored by the publish itself (storeImmutables).
+func (s *Service) statFiles(ctx context.Context, e Env, files []File, inline map[string][]byte) error {
 	for _, f := range files {
+		if _, ok := inline[f.Path]; ok {
+			continue
+		}
 		size, err := e.Blobs().StatBlob(ctx, f.Digest)
 		switch {
 		case errors.Is(err, ErrObjectNotFound):

@@ -170,7 +170,7 @@ func (a *API) putArtifactPath(c *gin.Context, req *request) error {
 	}
 	res, err := a.Registry.Publish(c.Request.Context(), req.env, req.actor, registry.PublishRequest{
 		Name: name, Version: op[1], Kind: body.Kind, Files: body.Files, Labels: body.Labels, SourceCommit: body.SourceCommit,
-		CISignatures: body.CISignatures,
+		CISignatures: body.CISignatures, Contents: body.Contents,
 	})
 	if err != nil {
 		return err
