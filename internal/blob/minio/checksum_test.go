@@ -65,3 +65,31 @@ func TestPartChecksumRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestSingleChecksumRefused pins the same for a small object sent in one
+// PUT (singleOptions): damaged bytes are refused and leave no object.
+func TestSingleChecksumRefused(t *testing.T) {
+	d := newDriver(t)
+	ctx := context.Background()
+	data := make([]byte, 4<<10)
+	_, _ = rand.Read(data)
+	damaged := bytes.Clone(data)
+	damaged[100] ^= 1
+	if _, err := d.core.PutObject(ctx, d.bucket, "checksum/damaged", bytes.NewReader(damaged), int64(len(damaged)), "", "", singleOptions(createOnce(), data)); err == nil {
+		t.Fatal("MinIO accepted an object whose bytes do not match its CRC32C")
+	}
+	if _, err := d.Stat(ctx, "checksum/damaged"); err == nil {
+		t.Error("the refused object exists")
+	}
+	if err := d.Put(ctx, "checksum/intact", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := d.Get(ctx, "checksum/intact")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if got, err := io.ReadAll(rc); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("stored %d bytes (err %v), want the %d sent", len(got), err, len(data))
+	}
+}

@@ -305,10 +305,21 @@ func (u *upload) readFirst(ctx context.Context) (buf []byte, eof bool, err error
 	}
 }
 
-// single sends a body that fits in one part as one conditional PUT.
+// single sends a body that fits in one part as one conditional PUT,
+// unsigned and protected by its CRC32C as parts are (partOptions): signed
+// chunk by chunk instead, each small object cost a 64 KiB buffer here and
+// a signature per chunk on both sides, and small publishes are bounded by
+// MinIO's CPU per request (#18).
 func (u *upload) single(ctx context.Context, data []byte) error {
-	_, err := u.d.core.PutObject(ctx, u.d.bucket, u.key, bytes.NewReader(data), int64(len(data)), "", "", u.opts())
+	_, err := u.d.core.PutObject(ctx, u.d.bucket, u.key, bytes.NewReader(data), int64(len(data)), "", "", singleOptions(u.opts(), data))
 	return mapErr(err)
+}
+
+// singleOptions are opts for a PUT of data sent unsigned with its CRC32C.
+func singleOptions(opts miniogo.PutObjectOptions, data []byte) miniogo.PutObjectOptions {
+	opts.DisableContentSha256 = true
+	opts.UserMetadata = map[string]string{"X-Amz-Checksum-Crc32c": crc32c(data)}
+	return opts
 }
 
 // partOptions sends a part unsigned, protected by its CRC32C instead.
@@ -320,12 +331,17 @@ func (u *upload) single(ctx context.Context, data []byte) error {
 // and MinIO still never land; the CRC is computed from the buffer that is
 // sent, in one cheap pass (SSE4.2).
 func partOptions(part []byte) miniogo.PutObjectPartOptions {
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(part, castagnoli))
 	return miniogo.PutObjectPartOptions{
 		DisableContentSha256: true,
-		CustomHeader:         http.Header{"X-Amz-Checksum-Crc32c": {base64.StdEncoding.EncodeToString(sum[:])}},
+		CustomHeader:         http.Header{"X-Amz-Checksum-Crc32c": {crc32c(part)}},
 	}
+}
+
+// crc32c is the x-amz-checksum-crc32c value of data.
+func crc32c(data []byte) string {
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(data, castagnoli))
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
