@@ -22,7 +22,9 @@ import (
 // length while the client hashes it, PUT ?digest=), against a direct
 // PutObject of the same file, with the server's peak RSS growth. The chunk
 // stays where it was streamed (parts), so this should cost what a
-// monolithic upload costs.
+// monolithic upload costs. Then the promotion of a version made of it,
+// against a CopyObject of the same file: MinIO joins the chunk into
+// staging's blob while the service verifies it.
 func (b *bench) ociChunked(ctx context.Context, svc *service, token string, promoter *client.Client, bucket, copies, dir string) error {
 	path := filepath.Join(dir, "layer.bin")
 	fmt.Fprintf(os.Stderr, "==> oci: writing a %s layer\n", iec(b.cfg.size))
