@@ -40,7 +40,8 @@ func TestRoundTrip(t *testing.T) {
 		check func(t *testing.T)
 	}{
 		{"PublishRequest", roundTrip(api.PublishRequest{Kind: "model", Files: []registry.File{file}, Labels: map[string]string{"team": "risk"},
-			SourceCommit: "abc123", CISignatures: []registry.CISignature{{Subject: "manifest", Signature: "MEUCIQ=="}}})},
+			SourceCommit: "abc123", CISignatures: []registry.CISignature{{Subject: "manifest", Signature: "MEUCIQ=="}},
+			Contents: map[string][]byte{"model/w.bin": []byte("weights")}})},
 		{"PublishResponse", roundTrip(api.PublishResponse{Created: true, Version: record})},
 		{"BlobUploadResponse", roundTrip(api.BlobUploadResponse{Digest: digest, Created: true})},
 		{"ArtifactList", roundTrip(api.ArtifactList{Environment: "dev", Artifacts: []registry.ArtifactSummary{
@@ -109,9 +110,11 @@ func TestWireNames(t *testing.T) {
 		{
 			name: "publish request",
 			in: api.PublishRequest{Kind: "model", Files: []registry.File{file}, Labels: map[string]string{"team": "risk"},
-				SourceCommit: "abc123", CISignatures: []registry.CISignature{{Subject: "manifest", Signature: "sig"}}},
+				SourceCommit: "abc123", CISignatures: []registry.CISignature{{Subject: "manifest", Signature: "sig"}},
+				Contents: map[string][]byte{"model/w.bin": []byte("weights")}},
 			want: `{"kind":"model","files":[{"path":"model/w.bin","digest":"` + digest.String() + `","size":7,"mediaType":"application/octet-stream"}],` +
-				`"labels":{"team":"risk"},"sourceCommit":"abc123","ciSignatures":[{"subject":"manifest","signature":"sig"}]}`,
+				`"labels":{"team":"risk"},"sourceCommit":"abc123","ciSignatures":[{"subject":"manifest","signature":"sig"}],` +
+				`"contents":{"model/w.bin":"d2VpZ2h0cw=="}}`,
 		},
 		{
 			name: "publish request, optional fields left out",
