@@ -142,32 +142,47 @@ func (s *Store) PartsOf(ctx context.Context, dgst v1.Hash) ([]Part, error) {
 
 // openParts reads the parts of doc one after the other, unverified.
 func (s *Store) openParts(ctx context.Context, doc partsDoc) io.ReadCloser {
-	return &partsReader{ctx: ctx, d: s.d, parts: doc.Parts}
+	opens := make([]func() (io.ReadCloser, error), len(doc.Parts))
+	for i, p := range doc.Parts {
+		opens[i] = func() (io.ReadCloser, error) {
+			rc, _, err := s.d.Get(ctx, p.Key)
+			if err != nil {
+				return nil, fmt.Errorf("blob: opening part %s: %w", p.Key, err)
+			}
+			return rc, nil
+		}
+	}
+	return Joined(opens)
 }
 
-type partsReader struct {
-	ctx   context.Context
-	d     Driver
-	parts []Part
+// Joined reads what each of opens returns, one after the other, opening
+// each only when the one before it has ended (so a long list holds one
+// stream at a time).
+func Joined(opens []func() (io.ReadCloser, error)) io.ReadCloser {
+	return &joined{opens: opens}
+}
+
+type joined struct {
+	opens []func() (io.ReadCloser, error)
 	cur   io.ReadCloser
 }
 
-func (p *partsReader) Read(b []byte) (int, error) {
+func (j *joined) Read(b []byte) (int, error) {
 	for {
-		if p.cur == nil {
-			if len(p.parts) == 0 {
+		if j.cur == nil {
+			if len(j.opens) == 0 {
 				return 0, io.EOF
 			}
-			rc, _, err := p.d.Get(p.ctx, p.parts[0].Key)
+			rc, err := j.opens[0]()
 			if err != nil {
-				return 0, fmt.Errorf("blob: opening part %s: %w", p.parts[0].Key, err)
+				return 0, err
 			}
-			p.cur, p.parts = rc, p.parts[1:]
+			j.cur, j.opens = rc, j.opens[1:]
 		}
-		n, err := p.cur.Read(b)
+		n, err := j.cur.Read(b)
 		if err == io.EOF {
-			p.cur.Close()
-			p.cur = nil
+			j.cur.Close()
+			j.cur = nil
 			if n > 0 {
 				return n, nil
 			}
@@ -177,9 +192,9 @@ func (p *partsReader) Read(b []byte) (int, error) {
 	}
 }
 
-func (p *partsReader) Close() error {
-	if p.cur != nil {
-		return p.cur.Close()
+func (j *joined) Close() error {
+	if j.cur != nil {
+		return j.cur.Close()
 	}
 	return nil
 }

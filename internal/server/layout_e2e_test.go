@@ -12,7 +12,6 @@ import (
 
 	"github.com/stagegate/stagegate/client"
 	"github.com/stagegate/stagegate/internal/auth"
-	"github.com/stagegate/stagegate/internal/config"
 	"github.com/stagegate/stagegate/registry"
 )
 
@@ -48,11 +47,7 @@ func layoutPatterns(t *testing.T) map[string]*regexp.Regexp {
 // rollback write into the buckets is a key of the drawn layout, and every
 // drawn key occurs.
 func TestBucketLayout(t *testing.T) {
-	policy := filepath.Join(t.TempDir(), "staging.yaml")
-	if err := os.WriteFile(policy, []byte("environment: staging\nchecks:\n  - name: promotion-order\n  - name: digest-integrity\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := newStack(t, "embedded", func(c *config.Config) { c.Environments[1].Policy = policy })
+	s := permissiveStagingStack(t, "embedded")
 	ctx := context.Background()
 	pub := s.client(s.key("dev", auth.RolePublisher))
 	if _, err := push(t, pub, "dev", "team/agent@1.2.0", "agent-config", map[string][]byte{"agent.yaml": []byte("model: x\n"), "prompts/system.txt": []byte("be brief")}); err != nil {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/stagegate/stagegate/client"
 	"github.com/stagegate/stagegate/internal/auth"
-	"github.com/stagegate/stagegate/internal/config"
 	"github.com/stagegate/stagegate/registry"
 )
 
@@ -50,11 +49,7 @@ func TestOCIChunkedUpload(t *testing.T) {
 	for _, kind := range stackKinds(t) {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			policy := filepath.Join(t.TempDir(), "staging.yaml")
-			if err := os.WriteFile(policy, []byte("environment: staging\nchecks:\n  - name: promotion-order\n  - name: digest-integrity\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			s := newStack(t, kind, func(c *config.Config) { c.Environments[1].Policy = policy })
+			s := permissiveStagingStack(t, kind)
 			pub := basic(s.key("dev", auth.RolePublisher))
 			repo := s.url + "/v2/dev/team/chunked"
 			blob := randomBytes(t, 3<<20+12345)

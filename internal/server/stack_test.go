@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -171,3 +172,15 @@ func (s *stack) key(env string, role auth.Role) string {
 }
 
 func (s *stack) client(token string) *client.Client { return client.New(s.url, token, nil) }
+
+// permissiveStagingStack is a stack whose staging promotes any kind
+// without evidence (promotion order and digest integrity only): for tests
+// of what a promotion copies, not of its gates.
+func permissiveStagingStack(t *testing.T, kind string) *stack {
+	t.Helper()
+	policy := filepath.Join(t.TempDir(), "staging.yaml")
+	if err := os.WriteFile(policy, []byte(permissiveStaging), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return newStack(t, kind, func(c *config.Config) { c.Environments[1].Policy = policy })
+}

@@ -714,55 +714,24 @@ func (d *Driver) copyJoined(ctx context.Context, src *Driver, sources []copySour
 // its ETag: a source replaced since its stat fails the read (412) as the
 // copy ranges would.
 func (d *Driver) openVersions(ctx context.Context, sources []copySource) io.ReadCloser {
-	return &versionsReader{ctx: ctx, d: d, left: sources}
-}
-
-type versionsReader struct {
-	ctx  context.Context
-	d    *Driver
-	left []copySource
-	cur  io.ReadCloser
-}
-
-func (v *versionsReader) Read(p []byte) (int, error) {
-	for {
-		if v.cur == nil {
-			if len(v.left) == 0 {
-				return 0, io.EOF
-			}
-			s := v.left[0]
-			v.left = v.left[1:]
+	opens := make([]func() (io.ReadCloser, error), len(sources))
+	for i, s := range sources {
+		opens[i] = func() (io.ReadCloser, error) {
 			opts := miniogo.GetObjectOptions{}
 			if err := opts.SetMatchETag(s.etag); err != nil {
-				return 0, err
+				return nil, err
 			}
-			rc, _, _, err := v.d.core.GetObject(v.ctx, v.d.bucket, s.key, opts)
+			rc, _, _, err := d.core.GetObject(ctx, d.bucket, s.key, opts)
 			if err != nil {
 				if miniogo.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
-					return 0, fmt.Errorf("source object %q changed during the copy: %w", s.key, err)
+					return nil, fmt.Errorf("source object %q changed during the copy: %w", s.key, err)
 				}
-				return 0, mapErr(err)
+				return nil, mapErr(err)
 			}
-			v.cur = rc
+			return rc, nil
 		}
-		n, err := v.cur.Read(p)
-		if err == io.EOF {
-			v.cur.Close()
-			v.cur = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
 	}
-}
-
-func (v *versionsReader) Close() error {
-	if v.cur != nil {
-		return v.cur.Close()
-	}
-	return nil
+	return blob.Joined(opens)
 }
 
 // Ping implements blob.Driver: the server answers and the bucket is there.
