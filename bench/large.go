@@ -63,17 +63,14 @@ func (b *bench) large(ctx context.Context) error {
 
 		// Publish.
 		b.settle()
-		minio0, self0 := procCPU(b.cfg.minioPID), procCPU(os.Getpid())
-		direct, err := timed(func() error { return putFile(ctx, b.mc, bucket, "model", path) })
-		directMinio, directSelf := procCPU(b.cfg.minioPID)-minio0, procCPU(os.Getpid())-self0
+		direct, directCPU, err := b.cpuOf(nil, func() error { return putFile(ctx, b.mc, bucket, "model", path) })
 		if err != nil {
 			return fmt.Errorf("direct PutObject: %w", err)
 		}
-		watch, cpu0 := svc.watchRSS(), svc.cpu()
+		watch := svc.watchRSS()
 		var res client.PublishResponse
 		b.settle()
-		minio0, self0 = procCPU(b.cfg.minioPID), procCPU(os.Getpid())
-		push, err := timed(func() error {
+		push, pushCPU, err := b.cpuOf(svc, func() error {
 			local, err := client.CollectFiles([]string{path})
 			if err != nil {
 				return err
@@ -81,18 +78,15 @@ func (b *bench) large(ctx context.Context) error {
 			res, err = pub.Push(ctx, "dev", "bench-model", "1.0.0", local, client.PushOptions{Kind: "model"})
 			return err
 		})
-		pushMinio, pushSelf := procCPU(b.cfg.minioPID)-minio0, procCPU(os.Getpid())-self0
-		rss, cpu = append(rss, watch()), append(cpu, svc.cpu()-cpu0)
+		rss, cpu = append(rss, watch()), append(cpu, pushCPU.service)
 		if err != nil {
 			return fmt.Errorf("push: %w", err)
 		}
-		r := throughputRow("publish "+iec(b.cfg.size)+" (push vs PutObject)", b.cfg.size, push, direct, "PutObject", 0.85)
 		// Where the CPU went: the client hashes before it sends, the
 		// service hashes as it stores.
-		if b.cfg.minioPID != 0 {
-			r.stagegate += fmt.Sprintf("; CPU client %s, service %s, MinIO %s", secs(pushSelf), secs(cpu[len(cpu)-1]), secs(pushMinio))
-			r.baseline += fmt.Sprintf("; CPU client %s, MinIO %s", secs(directSelf), secs(directMinio))
-		}
+		r := throughputRow("publish "+iec(b.cfg.size)+" (push vs PutObject)", b.cfg.size, push, direct, "PutObject", 0.85)
+		r.stagegate += pushCPU.String()
+		r.baseline += directCPU.String()
 		b.add(r)
 
 		// Pull with verification.
@@ -102,13 +96,13 @@ func (b *bench) large(ctx context.Context) error {
 			return fmt.Errorf("direct GetObject: %w", err)
 		}
 		os.Remove(filepath.Join(files, "direct-get.bin"))
-		watch, cpu0 = svc.watchRSS(), svc.cpu()
+		watch = svc.watchRSS()
 		b.settle()
-		pull, err := timed(func() error {
+		pull, pullCPU, err := b.cpuOf(svc, func() error {
 			_, err := pub.Pull(ctx, "dev", "bench-model", "1.0.0", filepath.Join(files, "pulled"))
 			return err
 		})
-		rss, cpu = append(rss, watch()), append(cpu, svc.cpu()-cpu0)
+		rss, cpu = append(rss, watch()), append(cpu, pullCPU.service)
 		if err != nil {
 			return fmt.Errorf("pull: %w", err)
 		}
@@ -120,41 +114,31 @@ func (b *bench) large(ctx context.Context) error {
 			return fmt.Errorf("evidence: %w", err)
 		}
 		b.settle()
-		minio0 = procCPU(b.cfg.minioPID)
-		copyTime, err := timed(func() error {
+		copyTime, copyCPU, err := b.cpuOf(nil, func() error {
 			_, err := b.mc.CopyObject(ctx, miniogo.CopyDestOptions{Bucket: copies, Object: "model"},
 				miniogo.CopySrcOptions{Bucket: bucket, Object: "model"})
 			return err
 		})
-		copyCPU := procCPU(b.cfg.minioPID) - minio0
 		if err != nil {
 			return fmt.Errorf("direct CopyObject: %w", err)
 		}
-		watch, cpu0 = svc.watchRSS(), svc.cpu()
+		watch = svc.watchRSS()
 		b.settle()
-		minio0 = procCPU(b.cfg.minioPID)
-		promote, err := timed(func() error {
+		promote, promoteCPU, err := b.cpuOf(svc, func() error {
 			_, err := promoter.Promote(ctx, "staging", client.PromoteRequest{Name: "bench-model", Version: "1.0.0"})
 			return err
 		})
-		promoteCPU := procCPU(b.cfg.minioPID) - minio0
-		rss, cpu = append(rss, watch()), append(cpu, svc.cpu()-cpu0)
+		rss, cpu = append(rss, watch()), append(cpu, promoteCPU.service)
 		if err != nil {
 			return fmt.Errorf("promote: %w", err)
 		}
 		ratio := promote.Seconds() / copyTime.Seconds()
-		// MinIO's CPU beside each: the copy and the verifying read share
-		// two cores with the service's hashing.
-		minioCPU := func(d time.Duration) string {
-			if b.cfg.minioPID == 0 {
-				return ""
-			}
-			return "; MinIO CPU " + secs(d)
-		}
+		// The CPU beside each: the copy and the verifying read share two
+		// cores with the service's hashing.
 		b.add(row{
 			name:      "promotion " + iec(b.cfg.size) + " dev → staging (vs CopyObject)",
-			stagegate: fmt.Sprintf("%s (%s)%s, service CPU %s", secs(promote), mibs(b.cfg.size, promote), minioCPU(promoteCPU), secs(cpu[len(cpu)-1])),
-			baseline:  fmt.Sprintf("%s (%s)%s", secs(copyTime), mibs(b.cfg.size, copyTime), minioCPU(copyCPU)),
+			stagegate: fmt.Sprintf("%s (%s)%s", secs(promote), mibs(b.cfg.size, promote), promoteCPU),
+			baseline:  fmt.Sprintf("%s (%s)%s", secs(copyTime), mibs(b.cfg.size, copyTime), copyCPU),
 			ratio:     fmt.Sprintf("%.2f× the time", ratio),
 			target:    "≤ 1.10× the time",
 			met:       yes(ratio <= 1.10),
@@ -230,7 +214,7 @@ func (b *bench) large(ctx context.Context) error {
 			paths = append(paths, p)
 		}
 		b.settle()
-		direct, err := timed(func() error {
+		direct, directCPU, err := b.cpuOf(nil, func() error {
 			for i, p := range paths {
 				if err := putFile(ctx, b.mc, bucket, "shard-"+strconv.Itoa(i), p); err != nil {
 					return err
@@ -242,7 +226,7 @@ func (b *bench) large(ctx context.Context) error {
 			return fmt.Errorf("direct PutObjects: %w", err)
 		}
 		b.settle()
-		push, err := timed(func() error {
+		push, pushCPU, err := b.cpuOf(svc, func() error {
 			local, err := client.CollectFiles([]string{dir})
 			if err != nil {
 				return err
@@ -254,8 +238,11 @@ func (b *bench) large(ctx context.Context) error {
 			return fmt.Errorf("sharded push: %w", err)
 		}
 		total := int64(b.cfg.shards) * b.cfg.shardSize
-		b.add(throughputRow(fmt.Sprintf("publish sharded %d × %s (vs sequential PutObjects)", b.cfg.shards, iec(b.cfg.shardSize)),
-			total, push, direct, "PutObjects", 0.95))
+		r := throughputRow(fmt.Sprintf("publish sharded %d × %s (vs sequential PutObjects)", b.cfg.shards, iec(b.cfg.shardSize)),
+			total, push, direct, "PutObjects", 0.95)
+		r.stagegate += pushCPU.String()
+		r.baseline += directCPU.String()
+		b.add(r)
 		os.RemoveAll(dir)
 	}
 	if b.cfg.rows["oci"] {
@@ -369,3 +356,38 @@ func mibs(n int64, d time.Duration) string {
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// cpuUse is the CPU time the bench's own process (the client), the
+// service and MinIO spent over one step.
+type cpuUse struct {
+	known                  bool // MinIO's pid is known
+	client, service, minio time.Duration
+}
+
+// cpuOf runs step and reports how long it took and the CPU time spent
+// meanwhile by this process, svc (nil: no service in the step) and MinIO.
+func (b *bench) cpuOf(svc *service, step func() error) (time.Duration, cpuUse, error) {
+	self0, minio0 := procCPU(os.Getpid()), procCPU(b.cfg.minioPID)
+	var svc0 time.Duration
+	if svc != nil {
+		svc0 = svc.cpu()
+	}
+	d, err := timed(step)
+	u := cpuUse{known: b.cfg.minioPID != 0, client: procCPU(os.Getpid()) - self0, minio: procCPU(b.cfg.minioPID) - minio0}
+	if svc != nil {
+		u.service = svc.cpu() - svc0
+	}
+	return d, u, err
+}
+
+// String is the use as a table cell's suffix, empty when MinIO's pid is
+// unknown (the figures would not add up).
+func (u cpuUse) String() string {
+	if !u.known {
+		return ""
+	}
+	if u.service == 0 {
+		return fmt.Sprintf("; CPU client %s, MinIO %s", secs(u.client), secs(u.minio))
+	}
+	return fmt.Sprintf("; CPU client %s, service %s, MinIO %s", secs(u.client), secs(u.service), secs(u.minio))
+}
