@@ -286,7 +286,7 @@ func checkContents(files []File, contents map[string][]byte) (map[string][]byte,
 		}
 		f, ok := byPath[path]
 		if !ok {
-			return nil, CodeInvalidRequest.Errorf("contents name %q, which is not a listed file", truncateName(given))
+			return nil, CodeInvalidRequest.Errorf("contents name %q, which is not a listed file", truncate(given))
 		}
 		if _, dup := out[path]; dup {
 			return nil, CodeInvalidRequest.Errorf("contents name file %q twice", path)
@@ -302,13 +302,6 @@ func checkContents(files []File, contents map[string][]byte) (map[string][]byte,
 		out[path] = data
 	}
 	return out, nil
-}
-
-func truncateName(s string) string {
-	if len(s) > 100 {
-		return s[:100] + "…"
-	}
-	return s
 }
 
 // storeImmutables writes the config and manifest blobs, the environment's
