@@ -364,14 +364,8 @@ func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.H
 
 	if cp, ok := s.d.(VerifyingCopier); ok {
 		done, err := cp.CopyVerifiedFrom(ctx, src.d, key, verifyThenReady(ctx, dgst, srcInfo.Size, ready))
-		switch {
-		case errors.Is(err, ErrExists):
-			// Another promotion of the same blob won the race.
-			return false, s.existing(ctx, dgst, srcInfo.Size)
-		case err != nil:
-			return false, fmt.Errorf("blob: copy %s: %w", dgst, err)
-		case done:
-			return true, nil
+		if copied, finished, err := s.backendCopied(ctx, dgst, srcInfo.Size, done, err); finished {
+			return copied, err
 		}
 	}
 
@@ -419,15 +413,24 @@ func (s *Store) copyParts(ctx context.Context, src *Store, dgst v1.Hash, doc par
 		return false, err
 	}
 	done, err := cp.CopyPartsVerifiedFrom(ctx, src.d, doc.Parts, BlobKey(dgst), verifyThenReady(ctx, dgst, doc.Size, ready))
-	switch {
-	case errors.Is(err, ErrExists):
-		return false, s.existing(ctx, dgst, doc.Size)
-	case err != nil:
-		return false, fmt.Errorf("blob: copy %s: %w", dgst, err)
-	case done:
-		return true, nil
+	if copied, finished, err := s.backendCopied(ctx, dgst, doc.Size, done, err); finished {
+		return copied, err
 	}
 	return s.copyStreamed(ctx, dgst, doc.Size, ready, func() (io.ReadCloser, error) { return src.openParts(ctx, doc), nil })
+}
+
+// backendCopied reads the outcome of a backend's copy of the blob dgst
+// of size bytes: finished is false when the backend could not copy (the
+// caller streams instead).
+func (s *Store) backendCopied(ctx context.Context, dgst v1.Hash, size int64, done bool, err error) (copied, finished bool, _ error) {
+	switch {
+	case errors.Is(err, ErrExists):
+		// Another promotion of the same blob won the race.
+		return false, true, s.existing(ctx, dgst, size)
+	case err != nil:
+		return false, true, fmt.Errorf("blob: copy %s: %w", dgst, err)
+	}
+	return done, done, nil
 }
 
 // drain reads v to its end, returning nil when the verifier's verdict is
