@@ -88,9 +88,7 @@ func (s *Store) LinkBlob(ctx context.Context, dgst v1.Hash, size int64, parts []
 	if err := checkParts(dgst, size, parts); err != nil {
 		return false, err
 	}
-	if info, err := s.d.Stat(ctx, BlobKey(dgst)); err == nil {
-		return false, sameSize(dgst, info.Size, size)
-	} else if !errors.Is(err, ErrNotFound) {
+	if stored, err := s.hasBlob(ctx, dgst, size); stored || err != nil {
 		return false, err
 	}
 	data, err := json.Marshal(partsDoc{MediaType: partsMediaType, Digest: dgst.String(), Size: size, Parts: parts})

@@ -356,9 +356,7 @@ func (s *Store) CopyBlobWhen(ctx context.Context, from registry.Blobs, dgst v1.H
 	if err != nil {
 		return false, err
 	}
-	if info, err := s.d.Stat(ctx, key); err == nil {
-		return false, sameSize(dgst, info.Size, srcInfo.Size)
-	} else if !errors.Is(err, ErrNotFound) {
+	if stored, err := s.hasBlob(ctx, dgst, srcInfo.Size); stored || err != nil {
 		return false, err
 	}
 
@@ -401,22 +399,19 @@ func verifyThenReady(ctx context.Context, dgst v1.Hash, size int64, ready func(c
 
 // copyParts copies the blob dgst, kept in src in the parts doc names, to
 // a content-addressed key of s: joined by the backend while this process
-// verifies (PartsCopier) when the pair can, else streamed.
+// verifies (PartsCopier) when the pair can, else streamed. Whether s has
+// the blob already is asked once, for either path.
 func (s *Store) copyParts(ctx context.Context, src *Store, dgst v1.Hash, doc partsDoc, ready func(context.Context, bool) error) (bool, error) {
-	cp, ok := s.d.(PartsCopier)
-	if !ok {
-		return s.copyStreamed(ctx, dgst, doc.Size, ready, func() (io.ReadCloser, error) { return src.openParts(ctx, doc), nil })
-	}
-	if info, err := s.d.Stat(ctx, BlobKey(dgst)); err == nil {
-		return false, sameSize(dgst, info.Size, doc.Size)
-	} else if !errors.Is(err, ErrNotFound) {
+	if stored, err := s.hasBlob(ctx, dgst, doc.Size); stored || err != nil {
 		return false, err
 	}
-	done, err := cp.CopyPartsVerifiedFrom(ctx, src.d, doc.Parts, BlobKey(dgst), verifyThenReady(ctx, dgst, doc.Size, ready))
-	if copied, finished, err := s.backendCopied(ctx, dgst, doc.Size, done, err); finished {
-		return copied, err
+	if cp, ok := s.d.(PartsCopier); ok {
+		done, err := cp.CopyPartsVerifiedFrom(ctx, src.d, doc.Parts, BlobKey(dgst), verifyThenReady(ctx, dgst, doc.Size, ready))
+		if copied, finished, err := s.backendCopied(ctx, dgst, doc.Size, done, err); finished {
+			return copied, err
+		}
 	}
-	return s.copyStreamed(ctx, dgst, doc.Size, ready, func() (io.ReadCloser, error) { return src.openParts(ctx, doc), nil })
+	return s.streamIn(ctx, dgst, doc.Size, ready, func() (io.ReadCloser, error) { return src.openParts(ctx, doc), nil })
 }
 
 // backendCopied reads the outcome of a backend's copy of the blob dgst
@@ -465,11 +460,28 @@ func (s *Store) copyVerified(ctx context.Context, from registry.Blobs, dgst v1.H
 // copyStreamed writes the blob dgst of size bytes from what open returns,
 // verified on the way, unless s has it already; ready is called first.
 func (s *Store) copyStreamed(ctx context.Context, dgst v1.Hash, size int64, ready func(context.Context, bool) error, open func() (io.ReadCloser, error)) (bool, error) {
-	if info, err := s.d.Stat(ctx, BlobKey(dgst)); err == nil {
-		return false, sameSize(dgst, info.Size, size)
-	} else if !errors.Is(err, ErrNotFound) {
+	if stored, err := s.hasBlob(ctx, dgst, size); stored || err != nil {
 		return false, err
 	}
+	return s.streamIn(ctx, dgst, size, ready, open)
+}
+
+// hasBlob reports whether s stores the blob dgst under its
+// content-addressed key; one of another size than size is ErrDigestMismatch.
+func (s *Store) hasBlob(ctx context.Context, dgst v1.Hash, size int64) (bool, error) {
+	info, err := s.d.Stat(ctx, BlobKey(dgst))
+	switch {
+	case err == nil:
+		return true, sameSize(dgst, info.Size, size)
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// streamIn calls ready, then writes the blob dgst of size bytes from what
+// open returns, verified on the way.
+func (s *Store) streamIn(ctx context.Context, dgst v1.Hash, size int64, ready func(context.Context, bool) error, open func() (io.ReadCloser, error)) (bool, error) {
 	if err := ready(ctx, false); err != nil {
 		return false, err
 	}

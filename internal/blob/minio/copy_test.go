@@ -134,7 +134,7 @@ func TestCopyJoinedSourceChanged(t *testing.T) {
 	drain := func(r io.Reader, _ int64) error { _, err := io.Copy(io.Discard, r); return err }
 	for _, verify := range []func(io.Reader, int64) error{nil, drain} {
 		stale := []copySource{{key: key, size: 2*minPartSize + 1, etag: "0123456789abcdef0123456789abcdef"}}
-		err := dst.copyJoined(ctx, src, stale, key, verify)
+		err := dst.copyJoined(ctx, src, stale, copyRanges(stale, dst.copyPartSize), key, verify)
 		if err == nil || errors.Is(err, blob.ErrExists) {
 			t.Fatalf("copyJoined (verify %v) with a stale ETag = %v, want a source-changed error", verify != nil, err)
 		}

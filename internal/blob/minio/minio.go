@@ -520,7 +520,7 @@ func (d *Driver) CopyVerifiedFrom(ctx context.Context, src blob.Driver, key stri
 		return false, fmt.Errorf("minio: copy %q: %w", key, mapErr(err))
 	}
 	sources := []copySource{{key: key, size: oi.Size, etag: oi.ETag}}
-	if err := d.copyJoined(ctx, s, sources, key, verify); err != nil {
+	if err := d.copyJoined(ctx, s, sources, copyRanges(sources, d.copyPartSize), key, verify); err != nil {
 		return false, fmt.Errorf("minio: copy %q from bucket %q: %w", key, s.bucket, err)
 	}
 	return true, nil
@@ -559,10 +559,11 @@ func (d *Driver) CopyPartsVerifiedFrom(ctx context.Context, src blob.Driver, par
 		}
 		sources[i] = copySource{key: p.Key, size: oi.Size, etag: oi.ETag}
 	}
-	if len(copyRanges(sources, d.copyPartSize)) > maxParts {
+	ranges := copyRanges(sources, d.copyPartSize)
+	if len(ranges) > maxParts {
 		return false, nil
 	}
-	if err := d.copyJoined(ctx, s, sources, dst, verify); err != nil {
+	if err := d.copyJoined(ctx, s, sources, ranges, dst, verify); err != nil {
 		return false, fmt.Errorf("minio: copy %q from bucket %q: %w", dst, s.bucket, err)
 	}
 	return true, nil
@@ -614,10 +615,11 @@ func total(sources []copySource) int64 {
 }
 
 // copyJoined writes dst in d's bucket from src's sources, in order, with
-// a conditional multipart upload of server-side range copies. When verify
-// is set, it reads the same versions of the sources, one after the other,
-// concurrently, and the upload completes only when it returned nil.
-func (d *Driver) copyJoined(ctx context.Context, src *Driver, sources []copySource, dst string, verify func(io.Reader, int64) error) (err error) {
+// a conditional multipart upload of the server-side range copies ranges
+// (copyRanges of sources). When verify is set, it reads the same versions
+// of the sources, one after the other, concurrently, and the upload
+// completes only when it returned nil.
+func (d *Driver) copyJoined(ctx context.Context, src *Driver, sources []copySource, ranges []copyRange, dst string, verify func(io.Reader, int64) error) (err error) {
 	size := total(sources)
 	if size == 0 {
 		// Nothing to copy, and a multipart upload cannot hold an empty
@@ -630,7 +632,6 @@ func (d *Driver) copyJoined(ctx context.Context, src *Driver, sources []copySour
 		}
 		return d.Put(ctx, dst, bytes.NewReader(nil), 0)
 	}
-	ranges := copyRanges(sources, d.copyPartSize)
 	if len(ranges) > maxParts {
 		return fmt.Errorf("object of %d bytes in %d ranges is over the S3 limit of %d parts", size, len(ranges), maxParts)
 	}
