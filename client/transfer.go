@@ -99,8 +99,13 @@ func HashFile(path string) (v1.Hash, int64, error) {
 		return v1.Hash{}, 0, err
 	}
 	defer f.Close()
+	return hashReader(f)
+}
+
+// hashReader computes the sha256 digest and length of what r holds.
+func hashReader(r io.Reader) (v1.Hash, int64, error) {
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(h, r, make([]byte, 1<<20))
 	if err != nil {
 		return v1.Hash{}, 0, err
 	}
@@ -306,7 +311,8 @@ func hashAhead(ctx context.Context, files []LocalFile, p Progress) []chan hashed
 // readInline reads a small file whole for PublishRequest.Contents, with
 // its digest: the one a checksum file gave (the service checks the bytes
 // against it) or the bytes' own. A file that grew past budget since it was
-// listed is hashed from disk and uploaded instead.
+// listed is hashed, from the bytes read and the rest of the same open
+// file, and uploaded instead.
 func readInline(f LocalFile, budget int64) hashed {
 	fh, err := os.Open(f.Disk)
 	if err != nil {
@@ -319,7 +325,7 @@ func readInline(f LocalFile, budget int64) hashed {
 	}
 	if int64(len(data)) > min(budget, inlineFile) {
 		var h hashed
-		h.dgst, h.size, h.err = HashFile(f.Disk)
+		h.dgst, h.size, h.err = hashReader(io.MultiReader(bytes.NewReader(data), fh))
 		return h
 	}
 	h := hashed{dgst: f.Digest, size: int64(len(data)), content: data}
@@ -380,13 +386,9 @@ func hashWithProgress(disk, label string, size int64, p Progress) (v1.Hash, int6
 	}
 	defer f.Close()
 	task := p.Start("sha256 "+label, size)
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, &progressReader{r: f, task: task}, make([]byte, 1<<20))
+	dgst, n, err := hashReader(&progressReader{r: f, task: task})
 	task.Done(err)
-	if err != nil {
-		return v1.Hash{}, 0, err
-	}
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n, nil
+	return dgst, n, err
 }
 
 // Pull downloads every file of name@version into dir, verifying each digest
